@@ -1,0 +1,94 @@
+"""Deployment settings from config/hotline.yaml, validated with file:line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ivr.home import Home
+from ivr.yamlsource import load_yaml, validate_model
+
+SETTINGS_FILE = "hotline.yaml"
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PbxSettings(_Strict):
+    """Where Asterisk listens. All on loopback by default: AMI must never leave it."""
+
+    bind: str = "127.0.0.1"
+    sip_port: Port = 5060
+    ami_port: Port = 5038
+    rtp_port_start: Port = 10000
+    rtp_port_end: Port = 20000
+    #: An ``asterisk`` binary to use; empty = one on PATH (>= 20), else the cached sid root.
+    asterisk_binary: str = ""
+
+
+class ControllerSettings(_Strict):
+    agi_host: str = "127.0.0.1"
+    agi_port: Port = 4573
+    #: Seconds a FastAGI peer may take to send its header before it is dropped.
+    agi_header_timeout: float = Field(default=5.0, gt=0)
+
+
+class DatabaseSettings(_Strict):
+    #: SQLAlchemy async URL; a relative sqlite path is relative to the home's var/ folder.
+    url: str = "sqlite+aiosqlite:///tickets.db"
+
+
+class MqttSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: Port = 1883
+    topic_prefix: str = "hotline"
+    enabled: bool = True
+
+
+class RecordingSettings(_Strict):
+    retention_days: int = Field(default=180, ge=1)
+
+
+class FallbackSettings(_Strict):
+    """Where the dialplan sends callers when the controller is unreachable."""
+
+    queue: str = "fallback"
+    timeout_seconds: int = Field(default=300, ge=5)
+
+
+class CitySettings(_Strict):
+    name: str = "Sample City"
+    code: str = "city"
+
+
+class Settings(_Strict):
+    city: CitySettings = CitySettings()
+    pbx: PbxSettings = PbxSettings()
+    controller: ControllerSettings = ControllerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    recordings: RecordingSettings = RecordingSettings()
+    fallback: FallbackSettings = FallbackSettings()
+
+
+def load_settings(home: Home) -> Settings:
+    """config/hotline.yaml of ``home``; a missing file means every default."""
+    path = home.config_dir / SETTINGS_FILE
+    if not path.exists():
+        return Settings()
+    return validate_model(Settings, load_yaml(path, home.display(path)))
+
+
+def database_url(home: Home, settings: Settings | None = None) -> str:
+    """The tickets database URL with a relative SQLite path anchored in the home's var/."""
+    url = (settings or load_settings(home)).database.url
+    prefix = "sqlite+aiosqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        relative = url[len(prefix):]
+        if relative and relative != ":memory:":
+            return prefix + str(home.var_dir / Path(relative))
+    return url
