@@ -48,11 +48,11 @@ def test_plain_sets_for_other_validators(tables: RoutingTables) -> None:
     assert "amr" not in tables.territorial_codes
     assert {n: (line.entry, line.preset_category, line.preset_unit, line.emergency_required)
             for n, line in tables.lines.items()} == {
-        "12345": ("main", None, None, True),
-        "12315": ("legacy_consumer", "consumer", "amr", False),
-        "12320": ("legacy_health", "health", "health", True),
-        "12369": ("legacy_environment", "environment", "env", True),
-        "88880000": ("legacy_mayor", "mayor", "mayor-office", False),
+        "12345": ("hotline_12345", None, None, True),
+        "12315": ("line_12315", "consumer", "amr", False),
+        "12320": ("line_12320", "health", "health", True),
+        "12369": ("line_12369", "environment", "env", True),
+        "88880000": ("line_mayor", "mayor", "mayor-office", False),
     }
     assert tables.landing_dids["02160000100"] == "d-east"
     assert tables.known_callers["13800000001"] == "c-east-1-1"
