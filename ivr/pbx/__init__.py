@@ -1,0 +1,1 @@
+"""The PBX edge: rendering Asterisk's files and running Asterisk."""
