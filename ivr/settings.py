@@ -26,8 +26,9 @@ class PbxSettings(_Strict):
     ami_port: Port = 5038
     rtp_port_start: Port = 10000
     rtp_port_end: Port = 20000
-    #: An ``asterisk`` binary to use; empty = one on PATH (>= 20), else the cached sid root.
-    asterisk_binary: str = ""
+    #: How the PBX sees this home (prompt and recording paths sent to it); empty = decided
+    #: by how it runs (``/ivrhome`` in the cached sid root, else the home itself).
+    home_in_pbx: str = ""
 
 
 class ControllerSettings(_Strict):
@@ -60,6 +61,27 @@ class FallbackSettings(_Strict):
     timeout_seconds: int = Field(default=300, ge=5)
 
 
+class TrunkAddress(_Strict):
+    host: str = "127.0.0.1"
+    port: Port = 5090
+
+
+class EmergencySettings(_Strict):
+    """The police line 110: a PJSIP trunk, with alternates tried in order when it fails."""
+
+    trunk: TrunkAddress = TrunkAddress()
+    alternates: tuple[TrunkAddress, ...] = ()
+    #: Seconds the 110 centre may ring before the next alternate is tried.
+    answer_timeout_seconds: int = Field(default=8, ge=1)
+    #: The queue of the city's supervisors: the last resort of an emergency caller.
+    supervisors_queue: str = "fallback"
+
+
+class CallSettings(_Strict):
+    #: Menu node a caller is sent to when nobody anywhere can take the call (leave a message).
+    nobody_available_entry: str = "nobody_available"
+
+
 class CitySettings(_Strict):
     name: str = "Sample City"
     code: str = "city"
@@ -73,6 +95,8 @@ class Settings(_Strict):
     mqtt: MqttSettings = MqttSettings()
     recordings: RecordingSettings = RecordingSettings()
     fallback: FallbackSettings = FallbackSettings()
+    emergency: EmergencySettings = EmergencySettings()
+    calls: CallSettings = CallSettings()
 
 
 def load_settings(home: Home) -> Settings:
@@ -88,7 +112,7 @@ def database_url(home: Home, settings: Settings | None = None) -> str:
     url = (settings or load_settings(home)).database.url
     prefix = "sqlite+aiosqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        relative = url[len(prefix):]
+        relative = url[len(prefix) :]
         if relative and relative != ":memory:":
             return prefix + str(home.var_dir / Path(relative))
     return url

@@ -70,7 +70,9 @@ def _walk(node: yaml.Node, path: PathKey, lines: dict[PathKey, int], file: str) 
         for key_node, value_node in node.value:
             key = _Loader.construct_object(_LOADER_SINGLETON, key_node, deep=True)
             if isinstance(key, list | dict):
-                raise ConfigError([Problem(file, key_node.start_mark.line + 1, "a key must be a scalar")])
+                raise ConfigError(
+                    [Problem(file, key_node.start_mark.line + 1, "a key must be a scalar")]
+                )
             if key in result:
                 raise ConfigError(
                     [Problem(file, key_node.start_mark.line + 1, f"duplicate key {key!r}")]
@@ -144,7 +146,9 @@ def validate_model(model: type[M], doc: YamlDocument, *, base: PathKey = ()) -> 
         problems = []
         for error in exc.errors():
             loc = _trim_union_tags(tuple(error["loc"]), doc, base)
-            problems.append(Problem(doc.file, doc.line_of((*base, *loc)), _format_error({**error, "loc": loc})))
+            problems.append(
+                Problem(doc.file, doc.line_of((*base, *loc)), _format_error({**error, "loc": loc}))
+            )
         raise ConfigError(problems) from exc
 
 

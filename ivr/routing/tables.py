@@ -170,6 +170,11 @@ class RoutingTables:
     covering: Mapping[str, tuple[str, ...]]
 
     @property
+    def emergency_number(self) -> str:
+        """The number emergencies are handed to (110 unless routing/ says otherwise)."""
+        return self.emergency.transfer_number if self.emergency else "110"
+
+    @property
     def category_codes(self) -> frozenset[str]:
         return frozenset(self.categories)
 

@@ -64,6 +64,8 @@ SYSTEM_ACTOR = "system"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Most jobs the writer commits in one transaction.
 WRITE_BATCH_LIMIT = 64
+#: Most ids one get_many statement asks for.
+_GET_MANY_SLICE = 500
 
 _TEXT = (str,)
 _TIME = (datetime,)
@@ -99,6 +101,10 @@ CALL_FIELDS: Mapping[str, tuple[type, ...]] = {
 }
 
 
+class StoreNotStarted(TicketError):
+    """The store is not started, or closed: a write may wait (in the spool) until it is."""
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -109,7 +115,9 @@ def _aware(value: datetime, name: str) -> datetime:
     return value
 
 
-def _check_call_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+def check_call_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """``fields`` checked against CALL_FIELDS; raises InvalidTicketUpdate. Public so that a
+    writer that defers the store (the spool) rejects a bad field at once, as the store would."""
     checked: dict[str, Any] = {}
     for name, value in fields.items():
         if name not in CALL_FIELDS:
@@ -316,7 +324,7 @@ class TicketStore:
 
     async def _write(self, run: WriteJob[R]) -> R:
         if self._writer is None or self._writer.done():
-            raise TicketError("the ticket store is not started")
+            raise StoreNotStarted("the ticket store is not started")
         done: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(run, done))
         return await done
@@ -375,7 +383,7 @@ class TicketStore:
         """The ticket of the call ``linkedid``, opened now if it has none yet; its id."""
         if not linkedid:
             raise InvalidTicketUpdate("linkedid: may not be empty")
-        fields = _check_call_fields(
+        fields = check_call_fields(
             {
                 "line": line,
                 "caller": caller,
@@ -447,7 +455,7 @@ class TicketStore:
     async def update_call(self, linkedid: str, **fields: Any) -> str:
         """Set call data (never the status); ``variables`` are merged into those stored.
         Wait and talk seconds are filled in from the times when not given. Returns the id."""
-        checked = _check_call_fields(fields)
+        checked = check_call_fields(fields)
 
         async def job(session: AsyncSession) -> str:
             ticket = await self._call_ticket(session, linkedid)
@@ -762,7 +770,7 @@ class TicketStore:
     @contextlib.asynccontextmanager
     async def _reading(self) -> Any:
         if self._read_sessions is None:
-            raise TicketError("the ticket store is not started")
+            raise StoreNotStarted("the ticket store is not started")
         async with self._read_sessions() as session, session.begin():
             yield session
 
@@ -777,12 +785,45 @@ class TicketStore:
             raise UnknownTicket(str(ticket_id))
         return ticket
 
+    async def get_many(self, ticket_ids: Iterable[str]) -> dict[str, Ticket]:
+        """The tickets among ``ticket_ids`` (ids such as ``T20261127-000042``) that exist,
+        by id; unknown ids are simply absent."""
+        wanted = sorted({ticket_id.strip().upper() for ticket_id in ticket_ids})
+        found: dict[str, Ticket] = {}
+        async with self._reading() as session:
+            # In slices: SQLite caps the number of bound parameters of one statement.
+            for start in range(0, len(wanted), _GET_MANY_SLICE):
+                rows = await session.scalars(
+                    select(Ticket).where(Ticket.id.in_(wanted[start : start + _GET_MANY_SLICE]))
+                )
+                found.update((ticket.id, ticket) for ticket in rows)
+        return found
+
     async def by_linkedid(self, linkedid: str) -> Ticket | None:
         async with self._reading() as session:
             found: Ticket | None = await session.scalar(
                 select(Ticket).where(Ticket.linkedid == linkedid)
             )
             return found
+
+    async def ticket_id_of(self, linkedid: str) -> str | None:
+        found = await self.by_linkedid(linkedid)
+        return found.id if found is not None else None
+
+    async def caller_history(self, caller: str, limit: int = 5) -> builtins.list[dict[str, Any]]:
+        """The caller's latest tickets in brief, for an agent's screen when the call rings."""
+        if not caller:
+            return []
+        return [
+            {
+                "ticket_id": t.id,
+                "created_at": t.created_at.isoformat() if t.created_at else None,
+                "category": t.category,
+                "status": t.status,
+                "unit": t.unit,
+            }
+            for t in await self.list(caller=caller, limit=limit)
+        ]
 
     async def by_sip_call_id(self, call_id: str) -> Ticket | None:
         """The newest ticket of the SIP dialog ``call_id``."""
@@ -800,6 +841,7 @@ class TicketStore:
         *,
         status: str | Iterable[str] | None = None,
         unit: str | None = None,
+        caller: str | None = None,
         overdue: bool | None = None,
         since: datetime | None = None,
         limit: int | None = 100,
@@ -813,6 +855,8 @@ class TicketStore:
             query = query.where(Ticket.status.in_([_status(s).value for s in wanted]))
         if unit is not None:
             query = query.where(Ticket.unit == unit)
+        if caller is not None:
+            query = query.where(Ticket.caller == caller)
         if since is not None:
             query = query.where(Ticket.created_at >= _aware(since, "since"))
         if overdue is not None:

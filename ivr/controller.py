@@ -1,0 +1,159 @@
+"""The controller: the FastAGI server answering Asterisk's AGI() calls, the AMI client
+following queues and agents, the ticket store and the event notifier, wired together.
+
+I/O lives here and in the modules it starts; what a call does is decided by the menu
+engine and the router, which never see a socket.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+
+import structlog
+
+from ivr.agent_board import AgentBoard, MemberState
+from ivr.agi import FastAgiServer
+from ivr.ami import AmiClient, AmiMessage, AmiNotConnected
+from ivr.call_events import CALL_EVENTS, CallEventRecorder
+from ivr.deployment import Deployment, DeploymentHolder
+from ivr.events import EventNotifier
+from ivr.features import hotline
+from ivr.home import Home
+from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore
+from ivr.services import CallServices, utc_now
+from ivr.settings import database_url
+from ivr.tickets import TicketStore
+from ivr.yamlsource import Problem
+
+log = structlog.get_logger(__name__)
+
+MEMBER_EVENTS = ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause")
+
+
+def _fields(message: AmiMessage) -> dict[str, str]:
+    return {name: values[0] for name, values in message.headers.items() if values}
+
+
+class Controller:
+    def __init__(
+        self, home: Home, *, pbx_home: str, clock: Callable[[], datetime] = utc_now
+    ) -> None:
+        self.home = home
+        self.pbx_home = pbx_home
+        self.clock = clock
+        self.deployments = DeploymentHolder(home)
+        self.board = AgentBoard()
+        self.store: TicketStore | None = None
+        self.ami: AmiClient | None = None
+        self.agi: FastAgiServer | None = None
+        self.notifier: EventNotifier | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def state_file(self) -> Path:
+        return self.home.var_dir / "run" / "controller.json"
+
+    async def start(self) -> None:
+        deployment = self.deployments.current
+        settings = deployment.settings
+        self.store = TicketStore(database_url(self.home, settings), deadlines=deployment.deadlines)
+        await self.store.start()
+        # The one publisher of events; with MQTT switched off it publishes nothing.
+        self.notifier = EventNotifier(settings.mqtt)
+        await self.notifier.start()
+        services = CallServices(
+            deployments=self.deployments,
+            tickets=self.store,
+            agents=self.board,
+            pbx_home=self.pbx_home,
+            notifier=self.notifier,
+            clock=self.clock,
+        )
+        recorder = CallEventRecorder(services)
+        secrets = SecretStore.for_home(self.home)
+        self.ami = AmiClient(
+            host=settings.pbx.bind,
+            port=settings.pbx.ami_port,
+            username=AMI_USER,
+            secret=secrets.get(AMI_SECRET),
+            on_reconnect=self.resync_agents,
+        )
+        for name in MEMBER_EVENTS:
+            self.ami.on_event(name, lambda message: self.board.apply(_fields(message)))
+        for name in CALL_EVENTS:
+            self.ami.on_event(name, partial(self._on_call_event, recorder))
+        try:
+            await self.ami.start()
+            await self.resync_agents()
+        except AmiNotConnected:
+            # Asterisk may come later (or restart); the client keeps trying and resyncs.
+            log.warning("AMI not reachable yet; calls still run, routing sees no agents")
+        self.agi = FastAgiServer(
+            host=settings.controller.agi_host,
+            port=settings.controller.agi_port,
+            sounds_root=self.pbx_home,
+            header_timeout_s=settings.controller.agi_header_timeout,
+        )
+        self.agi.register("ivr", partial(hotline.handle, services=services))
+        await self.agi.start()
+        self._tasks.append(asyncio.create_task(self._watch_config()))
+        self._write_state()
+        log.info("controller ready", agi_port=self.agi.port, ami_port=settings.pbx.ami_port)
+
+    async def _on_call_event(self, recorder: CallEventRecorder, message: AmiMessage) -> None:
+        try:
+            await recorder.on_event(_fields(message))
+        except Exception:
+            # A malformed or unexpected event must never disturb live calls.
+            log.exception("could not record a queue event", ami_event=message.event)
+
+    async def resync_agents(self) -> None:
+        """Start again from Asterisk's own view of every queue member."""
+        if self.ami is None:
+            return
+        members = await self.ami.queue_status()
+        self.board.replace_all(
+            MemberState(m.queue, m.interface, m.status, m.paused, m.paused_reason) for m in members
+        )
+        log.info("agent state read", members=len(members))
+
+    async def _watch_config(self) -> None:
+        def applied(deployment: Deployment) -> None:
+            log.info("configuration reloaded", at=deployment.loaded_at.isoformat())
+
+        def rejected(problems: list[Problem]) -> None:
+            for problem in problems:
+                log.error("configuration change rejected", problem=str(problem))
+
+        await self.deployments.watch(applied, rejected)
+
+    def _write_state(self) -> None:
+        assert self.agi is not None
+        self.state_file.parent.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(
+            json.dumps({"pid": os.getpid(), "agi_port": self.agi.port, "pbx_home": self.pbx_home})
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.agi is not None:
+            await self.agi.close()
+        if self.ami is not None:
+            await self.ami.close()
+        if self.notifier is not None:
+            await self.notifier.close()
+        if self.store is not None:
+            await self.store.close()
+        with contextlib.suppress(FileNotFoundError):
+            self.state_file.unlink()

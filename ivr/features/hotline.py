@@ -1,0 +1,285 @@
+"""The ``ivr`` AGI script: a citizen's call on any line the hotline answers.
+
+Asterisk hands over (line, linkedid, SIP Call-ID, landing DID) as AGI arguments. The call
+gets its ticket, walks the menus of its line, and ends with a person (queues tried in the
+router's overflow order), the 110 centre, a voice message or a polite goodbye. Whatever
+happens, IVR_ACTION=done tells the dialplan not to take its fallback route, except when
+the controller could not do its part: then the dialplan still puts the caller to a person.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+
+from ivr import chanvars
+from ivr.agi import AgiSession
+from ivr.channel import CallerHungUp
+from ivr.menu import CallStart, Goodbye, MenuResult, RouteTo, TransferTo, VoiceMessage, run_menu
+from ivr.routing import NobodyAvailable, RouteRequest, decide, locate
+from ivr.services import CallServices, DeploymentView
+
+log = structlog.get_logger(__name__)
+
+#: QUEUESTATUS values after which the caller is still ours and the next unit up is tried.
+OVERFLOW_STATUSES = frozenset(
+    {"TIMEOUT", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL", "FULL"}
+)
+#: Queue() options: ring back instead of hold music, and let the agent transfer (to 110).
+QUEUE_OPTIONS = "rt"
+
+
+@dataclass(frozen=True)
+class CallArgs:
+    line: str
+    linkedid: str
+    sip_call_id: str
+    did: str
+
+    @classmethod
+    def of(cls, session: AgiSession) -> CallArgs:
+        line, linkedid, sip_call_id, did = ([*session.args, "", "", "", ""])[:4]
+        return cls(line, linkedid or session.uniqueid, sip_call_id, did)
+
+
+def recording_base(ticket_id: str, at: datetime) -> str:
+    """Recordings live by day, named after the ticket (relative to the home)."""
+    return f"recordings/{at:%Y/%m/%d}/{ticket_id}"
+
+
+class HotlineCall:
+    """One citizen's call, from ticket to its end."""
+
+    def __init__(self, session: AgiSession, services: CallServices) -> None:
+        self.session = session
+        self.services = services
+        self.args = CallArgs.of(session)
+        # The snapshot this call started with: a reload mid-call does not change its menus.
+        self.deployment: DeploymentView = services.deployments.current
+        self.ticket_id = ""
+        self.caller = session.caller_id or "anonymous"
+        #: What a hang-up at this point of the call means; None where the AMI events tell
+        #: it better (in a queue: answered by an agent, or abandoned).
+        self.hangup_outcome: str | None = "caller_hung_up"
+
+    @property
+    def linkedid(self) -> str:
+        return self.args.linkedid
+
+    async def update(self, **fields: Any) -> None:
+        await self.services.tickets.update_call(self.linkedid, **fields)
+
+    async def run(self) -> None:
+        routing = self.deployment.routing
+        line = routing.lines.get(self.args.line)
+        if line is None:
+            # Not ours to answer: the dialplan's fallback puts the caller to a person.
+            log.error("call on unknown line", line=self.args.line)
+            return
+        started = self.services.clock()
+        self.ticket_id = await self.services.tickets.open_call(
+            self.linkedid,
+            line=line.number,
+            caller=self.caller,
+            caller_name=self.session.caller_name,
+            channel=self.session.channel,
+            sip_call_id=self.args.sip_call_id or None,
+            created_at=started,
+        )
+        structlog.contextvars.bind_contextvars(ticket=self.ticket_id)
+        self.services.notifier.publish(
+            "call.started",
+            {
+                "ticket": self.ticket_id,
+                "linkedid": self.linkedid,
+                "line": line.number,
+                "caller": self.caller,
+            },
+        )
+        preset = {
+            name: value
+            for name, value in (("category", line.preset_category), ("unit", line.preset_unit))
+            if value
+        }
+        call = CallStart(
+            line=line.number,
+            caller=self.caller,
+            entry=line.entry,
+            now=started.astimezone(routing.timezone),
+            preset=preset,
+            recording_name=f"{self.ticket_id}-message",
+        )
+        try:
+            result = await run_menu(self.deployment.menus, self.session, call)
+            await self.record_menu(result)
+            await self.follow(result)
+        except CallerHungUp:
+            ended: dict[str, Any] = {"ended_at": self.services.clock()}
+            if self.hangup_outcome:
+                ended["outcome"] = self.hangup_outcome
+            await self.update(**ended)
+            return
+        await self.finish()
+
+    async def record_menu(self, result: MenuResult) -> None:
+        variables = dict(result.variables)
+        await self.services.tickets.append_path(self.linkedid, result.path)
+        await self.update(
+            category=variables.get("category"),
+            language=result.language,
+            variables=variables,
+        )
+
+    async def follow(self, result: MenuResult) -> None:
+        outcome = result.outcome
+        if isinstance(outcome, RouteTo):
+            await self.connect_to_person(outcome, result)
+        elif isinstance(outcome, TransferTo):
+            await self.transfer(outcome, result)
+        elif isinstance(outcome, VoiceMessage):
+            await self.update(
+                recording=f"{outcome.recording}.wav",
+                callback_requested=True,
+                outcome="voice_message",
+            )
+        elif isinstance(outcome, Goodbye):
+            await self.update(outcome=outcome.reason)
+
+    async def connect_to_person(self, route: RouteTo, result: MenuResult) -> None:
+        routing = self.deployment.routing
+        location = locate(
+            routing,
+            did=self.args.did or None,
+            caller=self.caller,
+            ivr_choice=result.variables.get("location"),
+            known_callers=self.services.known_callers,
+        )
+        request = RouteRequest(
+            location=location.unit,
+            category=route.category,
+            language=result.language,
+            now=self.services.clock(),
+            priority=route.priority,
+            preset_unit=route.unit,
+            line=self.args.line,
+        )
+        decision = decide(routing, request, self.services.agents)
+        await self.update(location=location.unit, location_method=location.method)
+        if isinstance(decision, NobodyAvailable):
+            log.info("nobody available", reason=decision.reason, tried=decision.tried)
+            await self.leave_message(result)
+            return
+        await self.start_recording()
+        for hop in decision.hops:
+            await self.update(unit=hop.unit, level=hop.level)
+            await self.session.set_variable(chanvars.QUEUESTATUS, "")
+            # While queued, a hang-up is told by AMI (answered by an agent, or abandoned),
+            # and so is the hop that ends the call.
+            self.hangup_outcome = None
+            await self.session.exec(
+                "Queue", hop.queue, QUEUE_OPTIONS, "", "", str(hop.timeout_seconds)
+            )
+            status = (await self.session.get_variable(chanvars.QUEUESTATUS)) or ""
+            if status not in OVERFLOW_STATUSES:
+                log.info("queue left", queue=hop.queue, status=status)
+                return
+            self.hangup_outcome = "caller_hung_up"
+            await self.services.tickets.append_route_hop(
+                self.linkedid,
+                unit=hop.unit,
+                level=hop.level,
+                queue=hop.queue,
+                outcome=status.lower(),
+            )
+        await self.leave_message(result)
+
+    async def start_recording(self) -> None:
+        """Record the conversation (only while bridged to a person) into recordings/."""
+        base = recording_base(self.ticket_id, self.services.clock())
+        # The file name is ours (ticket id and date); nothing the caller sent goes into the
+        # application's arguments.
+        await self.session.exec("MixMonitor", f"{self.services.pbx_home}/{base}.wav", "b")
+        await self.update(recording=f"{base}.wav")
+
+    async def leave_message(self, result: MenuResult) -> None:
+        """Nobody can take the call: the caller leaves a message and is called back."""
+        entry = self.deployment.settings.calls.nobody_available_entry
+        call = CallStart(
+            line=self.args.line,
+            caller=self.caller,
+            entry=entry,
+            now=self.services.clock().astimezone(self.deployment.routing.timezone),
+            preset=result.variables,
+            language=result.language,
+            recording_name=f"{self.ticket_id}-message",
+        )
+        message = await run_menu(self.deployment.menus, self.session, call)
+        await self.services.tickets.append_path(self.linkedid, message.path)
+        outcome = message.outcome
+        if isinstance(outcome, VoiceMessage):
+            await self.update(
+                recording=f"{outcome.recording}.wav",
+                callback_requested=True,
+                outcome="voice_message",
+            )
+        else:
+            await self.update(callback_requested=True, outcome="nobody_available")
+
+    async def transfer(self, transfer: TransferTo, result: MenuResult) -> None:
+        emergency = self.deployment.settings.emergency
+        routing = self.deployment.routing
+        if transfer.target != routing.emergency_number:
+            # No outside line but 110 exists for citizens; a matter for a person then.
+            log.warning("transfer target has no line; routing to a person", target=transfer.target)
+            await self.connect_to_person(RouteTo(result.variables.get("category"), None), result)
+            return
+        pressed = self.services.clock()
+        await self.update(emergency=True, transferred_to=transfer.target)
+        self.services.notifier.publish(
+            "call.emergency",
+            {"ticket": self.ticket_id, "linkedid": self.linkedid, "caller": self.caller},
+        )
+        for index in range(1 + len(emergency.alternates)):
+            endpoint = emergency_endpoint(index)
+            await self.session.exec(
+                "Dial",
+                f"PJSIP/{transfer.target}@{endpoint}",
+                str(emergency.answer_timeout_seconds),
+                "",
+            )
+            status = (await self.session.get_variable("DIALSTATUS")) or ""
+            if status == "ANSWER":
+                await self.update(outcome="transferred_110")
+                return
+            log.warning("110 trunk did not answer", trunk=endpoint, status=status)
+        # 110 unreachable: an emergency caller must still reach a person, first in line.
+        self.services.notifier.publish(
+            "alarm.raised",
+            {
+                "kind": "emergency_unreachable",
+                "ticket": self.ticket_id,
+                "message": "110 and every alternate failed; caller sent to supervisors",
+                "since": pressed.isoformat(),
+            },
+        )
+        log.error("110 unreachable; caller to supervisors", ticket=self.ticket_id)
+        await self.session.set_variable("QUEUE_PRIO", "100")
+        await self.update(outcome="emergency_to_supervisors")
+        await self.session.exec("Queue", emergency.supervisors_queue, QUEUE_OPTIONS)
+
+    async def finish(self) -> None:
+        await self.session.set_variable(chanvars.ACTION, "done")
+        await self.update(ended_at=self.services.clock())
+
+
+def emergency_endpoint(index: int) -> str:
+    """PJSIP endpoint name of the 110 trunk (0) or its alternates (1, 2, ...)."""
+    return "trunk-110" if index == 0 else f"trunk-110-alt{index}"
+
+
+async def handle(session: AgiSession, services: CallServices) -> None:
+    structlog.contextvars.bind_contextvars(uniqueid=session.uniqueid)
+    await HotlineCall(session, services).run()

@@ -1,0 +1,72 @@
+"""What a call handler may use, handed to it by the controller: the live deployment
+snapshot, the ticket writer, the agent board, the event notifier and the clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from ivr.agent_board import AgentBoard
+from ivr.events import EventPublisher
+from ivr.menu import MenuTree
+from ivr.routing import RoutingTables
+from ivr.settings import Settings
+
+
+class DeploymentView(Protocol):
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def routing(self) -> RoutingTables: ...
+    @property
+    def menus(self) -> MenuTree: ...
+
+
+class DeploymentSource(Protocol):
+    @property
+    def current(self) -> DeploymentView: ...
+
+
+class TicketWriter(Protocol):
+    """The ticket store as calls use it (written by linkedid)."""
+
+    async def open_call(self, linkedid: str, **fields: Any) -> str: ...
+    async def ticket_id_of(self, linkedid: str) -> str | None: ...
+    async def caller_history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]: ...
+    async def update_call(self, linkedid: str, **fields: Any) -> str: ...
+    async def append_path(self, linkedid: str, node_ids: Sequence[str]) -> str: ...
+    async def append_route_hop(
+        self,
+        linkedid: str,
+        *,
+        unit: str,
+        level: str | None = None,
+        queue: str | None = None,
+        outcome: str | None = None,
+    ) -> str: ...
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clock_starting_at(start: datetime) -> Callable[[], datetime]:
+    """A clock that reads ``start`` now and runs on in real time: demos and tests can show
+    the night menu at noon, or office hours at night."""
+    offset = start - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
+
+
+@dataclass
+class CallServices:
+    deployments: DeploymentSource
+    tickets: TicketWriter
+    agents: AgentBoard
+    #: The home as the PBX sees it: the prefix of prompt and recording paths it is given.
+    pbx_home: str
+    notifier: EventPublisher
+    clock: Callable[[], datetime] = utc_now
+    #: Callers known from earlier tickets (number -> territorial unit), for locating them.
+    known_callers: Mapping[str, str] = field(default_factory=dict)
