@@ -1,0 +1,45 @@
+# The two set-up commands of the README: `make run` and `make test`. Both install what
+# they need (system packages, the virtualenv, Asterisk) the first time.
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: setup system run test lint unit integration bench clean
+
+setup: system $(INSTALLED)
+
+system:
+	@bash scripts/install-system.sh
+	@bash asterisk/provision.sh >/dev/null
+
+$(INSTALLED): pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+run: setup
+	@bash scripts/services.sh mosquitto
+	$(BIN)/ivr up --simulate-agents
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check ivr tests bench
+	$(BIN)/mypy
+
+test: setup lint
+	@bash scripts/services.sh mosquitto postgresql
+	$(BIN)/pytest --junitxml=var/test-report.xml
+
+unit: $(INSTALLED)
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	@bash scripts/services.sh mosquitto postgresql
+	$(BIN)/pytest tests/integration
+
+bench: setup
+	@bash scripts/services.sh mosquitto postgresql
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf var/pbx var/phones var/calls

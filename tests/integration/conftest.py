@@ -1,0 +1,63 @@
+"""Integration tests run on the real stack: Asterisk 22, SIPp phones, Mosquitto and the
+databases. A missing piece is started or installed, and a test that cannot get it fails."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hotline_stack import HotlineStack, make_home
+
+from ivr.deployment import load_deployment
+from ivr.menu import build_prompts
+from ivr.pbx.asterisk import provision
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/integration" in str(item.fspath):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def asterisk_provisioned() -> None:
+    provision()  # raises (fails the test) if Asterisk cannot be had
+
+
+@pytest.fixture(scope="session")
+def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample city's prompts, synthesized once for the whole session."""
+    home = make_home(tmp_path_factory.mktemp("prompts"))
+    report = build_prompts(load_deployment(home, check_prompt_files=False).menus, home)
+    assert not report.failed, report
+    return home.prompts_dir
+
+
+StackFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def hotline_factory(
+    tmp_path: Path, asterisk_provisioned: None, prompt_cache: Path
+) -> AsyncIterator[StackFactory]:
+    """Start hotlines with options: ``await hotline_factory(absent=..., settings=...)``."""
+    stacks: list[HotlineStack] = []
+
+    async def start(settings: dict[str, Any] | None = None, **options: Any) -> HotlineStack:
+        root = tmp_path / f"home{len(stacks)}"
+        stack = HotlineStack(make_home(root, settings, prompt_cache), **options)
+        stacks.append(stack)
+        await stack.start()
+        return stack
+
+    yield start
+    for stack in stacks:
+        await stack.close()
+
+
+@pytest.fixture
+async def hotline(hotline_factory: StackFactory) -> HotlineStack:
+    stack: HotlineStack = await hotline_factory()
+    return stack
