@@ -78,7 +78,7 @@ class CallEventRecorder:
                     "queue": queue,
                     "caller": caller,
                     # The caller's earlier matters, for the agent's screen.
-                    "history": await tickets.caller_history(caller),
+                    "history": await self.services.history.caller_history(caller),
                 },
             )
         elif name == "AgentConnect":

@@ -26,14 +26,18 @@ from ivr.deployment import Deployment, DeploymentHolder
 from ivr.events import EventNotifier
 from ivr.features import hotline
 from ivr.home import Home
+from ivr.reconcile import default_cdr_path, reconcile
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore
 from ivr.services import CallServices, utc_now
 from ivr.settings import database_url
+from ivr.spool import SpoolingTicketWriter, TicketSpool, default_spool_path
 from ivr.tickets import TicketStore
 from ivr.yamlsource import Problem
 
 log = structlog.get_logger(__name__)
 
+#: How often call records are read for calls the controller did not see.
+RECONCILE_SECONDS = 30.0
 MEMBER_EVENTS = ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause")
 
 
@@ -51,6 +55,7 @@ class Controller:
         self.deployments = DeploymentHolder(home)
         self.board = AgentBoard()
         self.store: TicketStore | None = None
+        self.writer: SpoolingTicketWriter | None = None
         self.ami: AmiClient | None = None
         self.agi: FastAgiServer | None = None
         self.notifier: EventNotifier | None = None
@@ -65,12 +70,17 @@ class Controller:
         settings = deployment.settings
         self.store = TicketStore(database_url(self.home, settings), deadlines=deployment.deadlines)
         await self.store.start()
+        # Calls keep writing when the database is away: the spool holds their tickets.
+        self.writer = SpoolingTicketWriter(self.store, TicketSpool(default_spool_path(self.home)))
+        await self.writer.start()
         # The one publisher of events; with MQTT switched off it publishes nothing.
         self.notifier = EventNotifier(settings.mqtt)
         await self.notifier.start()
         services = CallServices(
+            home=self.home,
             deployments=self.deployments,
-            tickets=self.store,
+            tickets=self.writer,
+            history=self.store,
             agents=self.board,
             pbx_home=self.pbx_home,
             notifier=self.notifier,
@@ -104,6 +114,7 @@ class Controller:
         self.agi.register("ivr", partial(hotline.handle, services=services))
         await self.agi.start()
         self._tasks.append(asyncio.create_task(self._watch_config()))
+        self._tasks.append(asyncio.create_task(self._reconcile_loop()))
         self._write_state()
         log.info("controller ready", agi_port=self.agi.port, ami_port=settings.pbx.ami_port)
 
@@ -134,6 +145,20 @@ class Controller:
 
         await self.deployments.watch(applied, rejected)
 
+    async def _reconcile_loop(self) -> None:
+        """Tickets for the calls the dialplan's fallback took while we were away: at start,
+        then now and then for calls that were still going on."""
+        assert self.store is not None and self.writer is not None
+        while True:
+            try:
+                await self.writer.drain()
+                report = await reconcile(self.store, default_cdr_path(self.home))
+                if report.created:
+                    log.info("tickets reconciled from call records", created=report.created)
+            except Exception:
+                log.exception("reconciliation failed; trying again later")
+            await asyncio.sleep(RECONCILE_SECONDS)
+
     def _write_state(self) -> None:
         assert self.agi is not None
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
@@ -153,6 +178,8 @@ class Controller:
             await self.ami.close()
         if self.notifier is not None:
             await self.notifier.close()
+        if self.writer is not None:
+            await self.writer.close()
         if self.store is not None:
             await self.store.close()
         with contextlib.suppress(FileNotFoundError):

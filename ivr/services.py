@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from ivr.agent_board import AgentBoard
 from ivr.events import EventPublisher
+from ivr.home import Home
 from ivr.menu import MenuTree
 from ivr.routing import RoutingTables
 from ivr.settings import Settings
@@ -30,13 +31,13 @@ class DeploymentSource(Protocol):
 
 
 class TicketWriter(Protocol):
-    """The ticket store as calls use it (written by linkedid)."""
+    """The ticket store as calls write it, by linkedid. A write that met a database
+    outage is spooled and returns None instead of the ticket id."""
 
-    async def open_call(self, linkedid: str, **fields: Any) -> str: ...
+    async def open_call(self, linkedid: str, **fields: Any) -> str | None: ...
     async def ticket_id_of(self, linkedid: str) -> str | None: ...
-    async def caller_history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]: ...
-    async def update_call(self, linkedid: str, **fields: Any) -> str: ...
-    async def append_path(self, linkedid: str, node_ids: Sequence[str]) -> str: ...
+    async def update_call(self, linkedid: str, **fields: Any) -> str | None: ...
+    async def append_path(self, linkedid: str, node_ids: Sequence[str]) -> str | None: ...
     async def append_route_hop(
         self,
         linkedid: str,
@@ -45,7 +46,11 @@ class TicketWriter(Protocol):
         level: str | None = None,
         queue: str | None = None,
         outcome: str | None = None,
-    ) -> str: ...
+    ) -> str | None: ...
+
+
+class TicketHistory(Protocol):
+    async def caller_history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]: ...
 
 
 def utc_now() -> datetime:
@@ -61,8 +66,10 @@ def clock_starting_at(start: datetime) -> Callable[[], datetime]:
 
 @dataclass
 class CallServices:
+    home: Home
     deployments: DeploymentSource
     tickets: TicketWriter
+    history: TicketHistory
     agents: AgentBoard
     #: The home as the PBX sees it: the prefix of prompt and recording paths it is given.
     pbx_home: str

@@ -3,11 +3,13 @@ itself on ``app``; this module only holds the shared ``--home`` option."""
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
 
 from ivr.home import Home
+from ivr.logs import configure_logging
 
 app = typer.Typer(
     name="ivr",
@@ -39,20 +41,19 @@ def home_of(ctx: typer.Context) -> Home:
 
 
 def _register_commands() -> None:
-    # Imported for their side effect of adding commands to ``app``.
     from ivr.tickets.cli import tickets_app
 
     app.add_typer(
         tickets_app, name="tickets", help="Tickets: list, show and drive their lifecycle."
     )
-    for module in ("ivr.cli.admin", "ivr.cli.stack"):
-        try:
-            __import__(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+    # Imported for their side effect of adding commands to ``app``.
+    import ivr.cli.admin
+    import ivr.cli.recordings
+    import ivr.cli.stack  # noqa: F401
 
 
 def main() -> None:
+    # Logs go to stderr so that --json output on stdout stays clean.
+    configure_logging(json=True, level=os.environ.get("IVR_LOG_LEVEL", "WARNING"))
     _register_commands()
     app()

@@ -45,6 +45,11 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _controller_logging() -> None:
+    """A running controller logs what it does (INFO); one-shot commands only warnings."""
+    configure_logging(json=True, level=os.environ.get("IVR_LOG_LEVEL", "INFO"))
+
+
 def _up_file(home: Home) -> Path:
     return home.var_dir / "run" / "up.json"
 
@@ -138,7 +143,7 @@ def up(
     if detach:
         _detach(home, simulate_agents, ready, at)
         return
-    configure_logging(json=True, level=os.environ.get("IVR_LOG_LEVEL", "INFO"))
+    _controller_logging()
     try:
         asyncio.run(_run_up(home, simulate_agents, ready, at))
     except (PbxError, StackError, SippError) as exc:
@@ -241,7 +246,7 @@ def serve(
 ) -> None:
     """The controller alone, for an Asterisk run by someone else (or by ``ivr up``)."""
     home = home_of(ctx)
-    configure_logging(json=True, level=os.environ.get("IVR_LOG_LEVEL", "INFO"))
+    _controller_logging()
     deployment = _load(home)
     chosen = pbx_home or deployment.settings.pbx.home_in_pbx
     if not chosen:

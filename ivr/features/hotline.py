@@ -10,7 +10,6 @@ the controller could not do its part: then the dialplan still puts the caller to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import structlog
@@ -18,8 +17,10 @@ import structlog
 from ivr import chanvars
 from ivr.agi import AgiSession
 from ivr.channel import CallerHungUp
+from ivr.deployment import caller_choice, line_preset, route_request
 from ivr.menu import CallStart, Goodbye, MenuResult, RouteTo, TransferTo, VoiceMessage, run_menu
-from ivr.routing import NobodyAvailable, RouteRequest, decide, locate
+from ivr.recordings import RECORDING_SUFFIX, recording_name, recording_path
+from ivr.routing import Line, NobodyAvailable, decide, locate
 from ivr.services import CallServices, DeploymentView
 
 log = structlog.get_logger(__name__)
@@ -45,21 +46,26 @@ class CallArgs:
         return cls(line, linkedid or session.uniqueid, sip_call_id, did)
 
 
-def recording_base(ticket_id: str, at: datetime) -> str:
-    """Recordings live by day, named after the ticket (relative to the home)."""
-    return f"recordings/{at:%Y/%m/%d}/{ticket_id}"
-
-
 class HotlineCall:
     """One citizen's call, from ticket to its end."""
 
-    def __init__(self, session: AgiSession, services: CallServices) -> None:
+    def __init__(
+        self,
+        session: AgiSession,
+        services: CallServices,
+        deployment: DeploymentView,
+        line: Line,
+        args: CallArgs,
+    ) -> None:
         self.session = session
         self.services = services
-        self.args = CallArgs.of(session)
+        self.args = args
         # The snapshot this call started with: a reload mid-call does not change its menus.
-        self.deployment: DeploymentView = services.deployments.current
+        self.deployment = deployment
+        self.line = line
         self.ticket_id = ""
+        self.recording_stem = f"call-{args.linkedid}"
+        self.started = services.clock()
         self.caller = session.caller_id or "anonymous"
         #: What a hang-up at this point of the call means; None where the AMI events tell
         #: it better (in a queue: answered by an agent, or abandoned).
@@ -74,13 +80,10 @@ class HotlineCall:
 
     async def run(self) -> None:
         routing = self.deployment.routing
-        line = routing.lines.get(self.args.line)
-        if line is None:
-            # Not ours to answer: the dialplan's fallback puts the caller to a person.
-            log.error("call on unknown line", line=self.args.line)
-            return
+        line = self.line
         started = self.services.clock()
-        self.ticket_id = await self.services.tickets.open_call(
+        self.started = started
+        ticket_id = await self.services.tickets.open_call(
             self.linkedid,
             line=line.number,
             caller=self.caller,
@@ -89,6 +92,10 @@ class HotlineCall:
             sip_call_id=self.args.sip_call_id or None,
             created_at=started,
         )
+        # With the database down the ticket is spooled and has no id yet; its recordings
+        # are then named after the call.
+        self.ticket_id = ticket_id or ""
+        self.recording_stem = ticket_id or f"call-{self.linkedid}"
         structlog.contextvars.bind_contextvars(ticket=self.ticket_id)
         self.services.notifier.publish(
             "call.started",
@@ -99,18 +106,13 @@ class HotlineCall:
                 "caller": self.caller,
             },
         )
-        preset = {
-            name: value
-            for name, value in (("category", line.preset_category), ("unit", line.preset_unit))
-            if value
-        }
         call = CallStart(
             line=line.number,
             caller=self.caller,
             entry=line.entry,
             now=started.astimezone(routing.timezone),
-            preset=preset,
-            recording_name=f"{self.ticket_id}-message",
+            preset=line_preset(line),
+            recording_name=recording_name(self.recording_stem, "message"),
         )
         try:
             result = await run_menu(self.deployment.menus, self.session, call)
@@ -154,17 +156,16 @@ class HotlineCall:
             routing,
             did=self.args.did or None,
             caller=self.caller,
-            ivr_choice=result.variables.get("location"),
+            ivr_choice=caller_choice(routing, result),
             known_callers=self.services.known_callers,
         )
-        request = RouteRequest(
-            location=location.unit,
-            category=route.category,
+        request = route_request(
+            routing,
+            line=self.line,
+            outcome=route,
+            location=location,
             language=result.language,
             now=self.services.clock(),
-            priority=route.priority,
-            preset_unit=route.unit,
-            line=self.args.line,
         )
         decision = decide(routing, request, self.services.agents)
         await self.update(location=location.unit, location_method=location.method)
@@ -198,11 +199,13 @@ class HotlineCall:
 
     async def start_recording(self) -> None:
         """Record the conversation (only while bridged to a person) into recordings/."""
-        base = recording_base(self.ticket_id, self.services.clock())
+        where = recording_path(self.services.home, self.recording_stem, self.started)
         # The file name is ours (ticket id and date); nothing the caller sent goes into the
         # application's arguments.
-        await self.session.exec("MixMonitor", f"{self.services.pbx_home}/{base}.wav", "b")
-        await self.update(recording=f"{base}.wav")
+        await self.session.exec(
+            "MixMonitor", f"{self.services.pbx_home}/{where.relative}{RECORDING_SUFFIX}", "b"
+        )
+        await self.update(recording=f"{where.relative}{RECORDING_SUFFIX}")
 
     async def leave_message(self, result: MenuResult) -> None:
         """Nobody can take the call: the caller leaves a message and is called back."""
@@ -214,7 +217,7 @@ class HotlineCall:
             now=self.services.clock().astimezone(self.deployment.routing.timezone),
             preset=result.variables,
             language=result.language,
-            recording_name=f"{self.ticket_id}-message",
+            recording_name=recording_name(self.recording_stem, "message"),
         )
         message = await run_menu(self.deployment.menus, self.session, call)
         await self.services.tickets.append_path(self.linkedid, message.path)
@@ -282,4 +285,11 @@ def emergency_endpoint(index: int) -> str:
 
 async def handle(session: AgiSession, services: CallServices) -> None:
     structlog.contextvars.bind_contextvars(uniqueid=session.uniqueid)
-    await HotlineCall(session, services).run()
+    args = CallArgs.of(session)
+    deployment = services.deployments.current
+    line = deployment.routing.lines.get(args.line)
+    if line is None:
+        # Not a line of ours: the dialplan's fallback still puts the caller to a person.
+        log.error("call on unknown line", line=args.line)
+        return
+    await HotlineCall(session, services, deployment, line, args).run()
