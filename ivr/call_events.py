@@ -17,7 +17,9 @@ from ivr.tickets import UnknownTicket
 
 log = structlog.get_logger(__name__)
 
-CALL_EVENTS = ("AgentCalled", "AgentConnect", "AgentComplete", "QueueCallerAbandon")
+CALL_EVENTS = ("AgentCalled", "AgentConnect", "AgentComplete", "QueueCallerAbandon", "DialEnd")
+#: The channels of the 110 trunk and its alternates (see ivr.features.hotline).
+EMERGENCY_CHANNEL_PREFIX = "PJSIP/trunk-110"
 
 
 def queue_units(tables: RoutingTables) -> dict[str, tuple[str, str]]:
@@ -82,6 +84,7 @@ class CallEventRecorder:
                 },
             )
         elif name == "AgentConnect":
+            self.services.answered_calls.add(linkedid)
             now = self.services.clock()
             unit, level = self._unit_of(queue)
             wait = _number(event.get("holdtime", ""))
@@ -121,28 +124,20 @@ class CallEventRecorder:
                     "hung_up_by": event.get("reason", ""),
                 },
             )
-        elif name == "QueueCallerAbandon":
-            unit, level = self._unit_of(queue)
-            wait = _number(event.get("holdtime", ""))
-            now = self.services.clock()
-            await tickets.update_call(
-                linkedid,
-                outcome="abandoned",
-                callback_requested=True,
-                wait_seconds=wait,
-                ended_at=now,
-            )
-            await tickets.append_route_hop(
-                linkedid, unit=unit, level=level, queue=queue, outcome="abandoned"
-            )
-            notifier.publish(
-                "call.abandoned",
-                {
-                    "linkedid": linkedid,
-                    "queue": queue,
-                    "unit": unit,
-                    "wait_seconds": wait,
-                    "position": event.get("position", ""),
-                    "left_at": now.isoformat(),
-                },
-            )
+        elif name == "DialEnd":
+            await self._emergency_answered(linkedid, event)
+
+    async def _emergency_answered(self, linkedid: str, event: Mapping[str, str]) -> None:
+        """The 110 centre picked up: the hand-over is done, and how fast goes on the ticket."""
+        if not event.get("destchannel", "").startswith(EMERGENCY_CHANNEL_PREFIX):
+            return
+        if event.get("dialstatus") != "ANSWER":
+            return
+        now = self.services.clock()
+        pressed = self.services.emergency_started.pop(linkedid, None)
+        timing: dict[str, str] = {"emergency_answered_at": now.isoformat()}
+        if pressed is not None:
+            timing["emergency_answer_seconds"] = f"{(now - pressed).total_seconds():.3f}"
+        await self.services.tickets.update_call(
+            linkedid, outcome="transferred_110", variables=timing
+        )

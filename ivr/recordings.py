@@ -70,6 +70,19 @@ def recording_path(
     return RecordingPath(str(relative), home.root / (str(relative) + RECORDING_SUFFIX))
 
 
+def ensure_day_folder(home: Home, day: datetime) -> Path:
+    """The day's folder of recordings, writable by the PBX: Asterisk's RECORD FILE does not
+    create folders, and the PBX runs as its own user, the owner of recordings/."""
+    folder = home.recordings_dir / f"{day:%Y/%m/%d}"
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        owner = home.recordings_dir.stat()
+        if os.geteuid() == 0:
+            for part in (folder.parent.parent, folder.parent, folder):
+                os.chown(part, owner.st_uid, owner.st_gid)
+    return folder
+
+
 def parse_recording_name(file_name: str) -> tuple[str, RecordingKind] | None:
     """(ticket id, kind) of a recording's file name; None when no ticket names it."""
     stem = file_name.split(".", 1)[0]

@@ -75,5 +75,9 @@ class CallServices:
     pbx_home: str
     notifier: EventPublisher
     clock: Callable[[], datetime] = utc_now
+    #: Calls an agent has answered (AMI AgentConnect), while they last (linkedid).
+    answered_calls: set[str] = field(default_factory=set)
+    #: When each emergency caller pressed the key, until the 110 centre answers (linkedid).
+    emergency_started: dict[str, datetime] = field(default_factory=dict)
     #: Callers known from earlier tickets (number -> territorial unit), for locating them.
     known_callers: Mapping[str, str] = field(default_factory=dict)

@@ -288,7 +288,13 @@ def call(
     keys: Annotated[
         str, typer.Option(help="Keys to press after the greeting; '-' = let a timeout pass.")
     ] = "",
-    talk: Annotated[float, typer.Option(help="Seconds to talk once a person answers.")] = 3.0,
+    talk: Annotated[
+        float,
+        typer.Option(
+            help="Most seconds to stay once a person's phone rings (simulated agents hang up "
+            "after 3 s of talk)."
+        ),
+    ] = 30.0,
     caller_name: Annotated[str, typer.Option(help="Caller ID name.")] = "",
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:

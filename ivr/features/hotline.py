@@ -19,8 +19,13 @@ from ivr.agi import AgiSession
 from ivr.channel import CallerHungUp
 from ivr.deployment import caller_choice, line_preset, route_request
 from ivr.menu import CallStart, Goodbye, MenuResult, RouteTo, TransferTo, VoiceMessage, run_menu
-from ivr.recordings import RECORDING_SUFFIX, recording_name, recording_path
-from ivr.routing import Line, NobodyAvailable, decide, locate
+from ivr.recordings import (
+    RECORDING_SUFFIX,
+    ensure_day_folder,
+    recording_name,
+    recording_path,
+)
+from ivr.routing import Hop, Line, NobodyAvailable, decide, locate
 from ivr.services import CallServices, DeploymentView
 
 log = structlog.get_logger(__name__)
@@ -64,6 +69,8 @@ class HotlineCall:
         self.deployment = deployment
         self.line = line
         self.ticket_id = ""
+        #: The queue the caller is in now, if any.
+        self.queued_at: Hop | None = None
         self.recording_stem = f"call-{args.linkedid}"
         self.started = services.clock()
         self.caller = session.caller_id or "anonymous"
@@ -82,7 +89,9 @@ class HotlineCall:
         routing = self.deployment.routing
         line = self.line
         started = self.services.clock()
-        self.started = started
+        # Recordings are filed by the city's calendar day, as the menus file messages.
+        self.started = started.astimezone(routing.timezone)
+        ensure_day_folder(self.services.home, self.started)
         ticket_id = await self.services.tickets.open_call(
             self.linkedid,
             line=line.number,
@@ -100,7 +109,7 @@ class HotlineCall:
         self.services.notifier.publish(
             "call.started",
             {
-                "ticket": self.ticket_id,
+                "ticket_id": ticket_id,
                 "linkedid": self.linkedid,
                 "line": line.number,
                 "caller": self.caller,
@@ -114,17 +123,22 @@ class HotlineCall:
             preset=line_preset(line),
             recording_name=recording_name(self.recording_stem, "message"),
         )
+        ended: dict[str, Any] = {}
         try:
             result = await run_menu(self.deployment.menus, self.session, call)
             await self.record_menu(result)
             await self.follow(result)
+            # The outcome is on the ticket; a hang-up from here on changes nothing.
+            self.hangup_outcome = None
+            await self.session.set_variable(chanvars.ACTION, "done")
         except CallerHungUp:
-            ended: dict[str, Any] = {"ended_at": self.services.clock()}
-            if self.hangup_outcome:
+            if self.queued_at is not None:
+                ended = await self.left_queue(self.queued_at)
+            elif self.hangup_outcome:
                 ended["outcome"] = self.hangup_outcome
-            await self.update(**ended)
-            return
-        await self.finish()
+        finally:
+            self.services.answered_calls.discard(self.linkedid)
+        await self.update(ended_at=self.services.clock(), **ended)
 
     async def record_menu(self, result: MenuResult) -> None:
         variables = dict(result.variables)
@@ -177,17 +191,15 @@ class HotlineCall:
         for hop in decision.hops:
             await self.update(unit=hop.unit, level=hop.level)
             await self.session.set_variable(chanvars.QUEUESTATUS, "")
-            # While queued, a hang-up is told by AMI (answered by an agent, or abandoned),
-            # and so is the hop that ends the call.
-            self.hangup_outcome = None
+            self.queued_at = hop
             await self.session.exec(
                 "Queue", hop.queue, QUEUE_OPTIONS, "", "", str(hop.timeout_seconds)
             )
             status = (await self.session.get_variable(chanvars.QUEUESTATUS)) or ""
+            self.queued_at = None
             if status not in OVERFLOW_STATUSES:
                 log.info("queue left", queue=hop.queue, status=status)
                 return
-            self.hangup_outcome = "caller_hung_up"
             await self.services.tickets.append_route_hop(
                 self.linkedid,
                 unit=hop.unit,
@@ -196,6 +208,26 @@ class HotlineCall:
                 outcome=status.lower(),
             )
         await self.leave_message(result)
+
+    async def left_queue(self, hop: Hop) -> dict[str, Any]:
+        """The caller hung up while queued: after talking to an agent (AMI put that on the
+        ticket), or before anyone answered: abandoned, and owed a callback."""
+        if self.linkedid in self.services.answered_calls:
+            return {}
+        await self.services.tickets.append_route_hop(
+            self.linkedid, unit=hop.unit, level=hop.level, queue=hop.queue, outcome="abandoned"
+        )
+        self.services.notifier.publish(
+            "call.abandoned",
+            {
+                "linkedid": self.linkedid,
+                "queue": hop.queue,
+                "unit": hop.unit,
+                "position": None,
+                "wait_seconds": None,
+            },
+        )
+        return {"outcome": "abandoned", "callback_requested": True}
 
     async def start_recording(self) -> None:
         """Record the conversation (only while bridged to a person) into recordings/."""
@@ -240,42 +272,45 @@ class HotlineCall:
             await self.connect_to_person(RouteTo(result.variables.get("category"), None), result)
             return
         pressed = self.services.clock()
-        await self.update(emergency=True, transferred_to=transfer.target)
+        self.services.emergency_started[self.linkedid] = pressed
+        await self.update(
+            emergency=True,
+            transferred_to=transfer.target,
+            variables={"emergency_key_at": pressed.isoformat()},
+        )
         self.services.notifier.publish(
             "call.emergency",
-            {"ticket": self.ticket_id, "linkedid": self.linkedid, "caller": self.caller},
+            {"ticket_id": self.ticket_id, "linkedid": self.linkedid, "caller": self.caller},
         )
         for index in range(1 + len(emergency.alternates)):
             endpoint = emergency_endpoint(index)
+            # Answered, the hand-over is told by AMI (DialEnd); a hang-up changes nothing.
+            self.hangup_outcome = None
             await self.session.exec(
                 "Dial",
                 f"PJSIP/{transfer.target}@{endpoint}",
                 str(emergency.answer_timeout_seconds),
                 "",
             )
+            self.hangup_outcome = "caller_hung_up"
             status = (await self.session.get_variable("DIALSTATUS")) or ""
             if status == "ANSWER":
-                await self.update(outcome="transferred_110")
                 return
             log.warning("110 trunk did not answer", trunk=endpoint, status=status)
+        self.services.emergency_started.pop(self.linkedid, None)
         # 110 unreachable: an emergency caller must still reach a person, first in line.
         self.services.notifier.publish(
             "alarm.raised",
             {
                 "kind": "emergency_unreachable",
-                "ticket": self.ticket_id,
                 "message": "110 and every alternate failed; caller sent to supervisors",
-                "since": pressed.isoformat(),
+                "details": {"ticket_id": self.ticket_id, "since": pressed.isoformat()},
             },
         )
         log.error("110 unreachable; caller to supervisors", ticket=self.ticket_id)
         await self.session.set_variable("QUEUE_PRIO", "100")
         await self.update(outcome="emergency_to_supervisors")
         await self.session.exec("Queue", emergency.supervisors_queue, QUEUE_OPTIONS)
-
-    async def finish(self) -> None:
-        await self.session.set_variable(chanvars.ACTION, "done")
-        await self.update(ended_at=self.services.clock())
 
 
 def emergency_endpoint(index: int) -> str:

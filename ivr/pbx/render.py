@@ -74,6 +74,7 @@ MODULES: tuple[str, ...] = (
     "bridge_builtin_features.so",
     "bridge_holding.so",
     "codec_ulaw.so",
+    "codec_gsm.so",  # the beep before a voice message is a GSM file
     "codec_alaw.so",
     "codec_a_mu.so",
     "codec_resample.so",

@@ -22,6 +22,9 @@ SCENARIOS_DIR = Path(__file__).parent
 VOICE_PCAP = Path("/usr/share/sip-tester/g711a.pcap")
 #: In a key script, this character means "press nothing and let the menu's timeout pass".
 NO_INPUT = "-"
+#: In a key script, this character means "speak for a few seconds" (a voice message).
+SPEAK = "~"
+SPEAK_MS = 6000
 
 
 class SippError(RuntimeError):
@@ -51,21 +54,24 @@ def _render(template: str, **context: object) -> str:
 class KeyStep:
     key: str | None
     pause_ms: int
-    #: The RFC 4733 capture SIPp plays for this key.
+    #: The capture SIPp plays: an RFC 4733 key press, or speech.
     pcap: str = ""
 
 
 def key_steps(keys: str, *, first_delay_ms: int, gap_ms: int, no_input_ms: int) -> list[KeyStep]:
     """Turn a key script into timed steps: wait ``first_delay_ms`` (the greeting), then each
-    key followed by ``gap_ms``; ``-`` waits ``no_input_ms`` without pressing anything."""
+    key followed by ``gap_ms``; ``-`` waits ``no_input_ms`` without pressing anything and
+    ``~`` speaks for a few seconds."""
     steps = [KeyStep(None, first_delay_ms)] if first_delay_ms else []
     for key in keys:
         if key == NO_INPUT:
             steps.append(KeyStep(None, no_input_ms))
+        elif key == SPEAK:
+            steps.append(KeyStep(None, SPEAK_MS, str(VOICE_PCAP)))
         elif key in EVENT_CODES:
             steps.append(KeyStep(key, gap_ms))
         elif key not in " ,":
-            raise SippError(f"cannot press {key!r}: keys are 0-9, *, # and - (no input)")
+            raise SippError(f"cannot press {key!r}: keys are 0-9, *, #, - (no input) and ~ (speak)")
     return steps
 
 
@@ -79,7 +85,8 @@ class CitizenCall:
     caller: str
     keys: str = ""
     caller_name: str = ""
-    talk_seconds: float = 2.0
+    #: Longest stay once a person's phone rings; the person normally hangs up first.
+    talk_seconds: float = 30.0
     first_key_delay_ms: int = 1500
     key_gap_ms: int = 1200
     no_input_ms: int = 6000
@@ -191,9 +198,26 @@ class PhoneProcess:
     user: str
     answer: bool = True
     ring_ms: int = 500
+    #: How long the person talks before hanging up.
+    talk_ms: int = 3000
     local_port: int = field(default_factory=lambda: free_port(socket.SOCK_DGRAM))
     work_dir: Path = field(default_factory=lambda: Path("/tmp"))
     process: asyncio.subprocess.Process | None = None
+
+    @property
+    def message_file(self) -> Path:
+        return self.work_dir / f"phone-{self.user}-{self.local_port}.msg"
+
+    def received_invites(self) -> list[str]:
+        """Every INVITE this phone received, as text (tests read From and P-Asserted-Identity)."""
+        if not self.message_file.exists():
+            return []
+        text = self.message_file.read_text(errors="replace")
+        return [
+            block.split("\n\n", 1)[0]
+            for block in re.split(r"\n(?=INVITE sip:)", text)
+            if block.startswith("INVITE sip:")
+        ]
 
     async def start(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
@@ -204,6 +228,7 @@ class PhoneProcess:
                 user=self.user,
                 answer=self.answer,
                 ring_ms=self.ring_ms,
+                talk_ms=self.talk_ms,
                 voice_pcap=str(VOICE_PCAP),
             )
         )
@@ -223,6 +248,9 @@ class PhoneProcess:
             "-trace_err",
             "-error_file",
             str(self.work_dir / f"phone-{self.user}.err"),
+            "-trace_msg",
+            "-message_file",
+            str(self.message_file),
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             cwd=str(self.work_dir),

@@ -45,9 +45,16 @@ async def hotline_factory(
     """Start hotlines with options: ``await hotline_factory(absent=..., settings=...)``."""
     stacks: list[HotlineStack] = []
 
-    async def start(settings: dict[str, Any] | None = None, **options: Any) -> HotlineStack:
+    async def start(
+        settings: dict[str, Any] | None = None,
+        tweak: Callable[[Path], None] | None = None,
+        **options: Any,
+    ) -> HotlineStack:
         root = tmp_path / f"home{len(stacks)}"
-        stack = HotlineStack(make_home(root, settings, prompt_cache), **options)
+        home = make_home(root, settings, prompt_cache)
+        if tweak is not None:
+            tweak(home.root)  # edit the sample city's YAML for this test
+        stack = HotlineStack(home, **options)
         stacks.append(stack)
         await stack.start()
         return stack

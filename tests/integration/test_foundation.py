@@ -9,7 +9,7 @@ from hotline_stack import HotlineStack
 
 async def test_citizen_reaches_an_agent_and_gets_exactly_one_ticket(hotline: HotlineStack) -> None:
     # 1 = consultation, then 1 = east district: the east district's agent answers.
-    ticket = await hotline.call("12345", "13900000011", keys="11", talk_seconds=2)
+    ticket = await hotline.call("12345", "13900000011", keys="11")
 
     assert ticket["_sipp_exit"] == 0
     assert ticket["_answered_by"] == "1009"
@@ -31,7 +31,7 @@ async def test_citizen_reaches_an_agent_and_gets_exactly_one_ticket(hotline: Hot
 async def test_controller_down_caller_still_reaches_the_city(hotline: HotlineStack) -> None:
     hotline.stop_controller()
 
-    citizen = hotline.citizen("12345", "13900000012", keys="", talk_seconds=1)
+    citizen = hotline.citizen("12345", "13900000012", keys="")
     assert await citizen.run() == 0
 
     assert citizen.answered_by() in {"1001", "1002"}  # the city's own agents
@@ -44,7 +44,7 @@ async def test_controller_down_caller_still_reaches_the_city(hotline: HotlineSta
 
 
 async def test_partial_fastagi_header_does_not_disturb_a_live_call(hotline: HotlineStack) -> None:
-    citizen = hotline.citizen("12345", "13900000013", keys="11", talk_seconds=3)
+    citizen = hotline.citizen("12345", "13900000013", keys="11")
     live = asyncio.create_task(citizen.run())
     await asyncio.sleep(1.0)
     for _ in range(5):  # a peer that sends half a header and hangs up
