@@ -1,0 +1,1 @@
+"""Benchmarks of the hotline engine: ``python -m bench`` (see bench/README.md)."""

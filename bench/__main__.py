@@ -1,0 +1,87 @@
+"""Run the benchmarks: ``python -m bench [--quick] [--only routing,tickets,...]``.
+
+Prints a table as figures come in and writes bench/results/<timestamp>.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from bench.report import Report
+
+#: Every part, in the order they run; ``--only`` picks some.
+PARTS = ("routing", "validate", "tickets", "load", "emergency")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="a ~2 minute subset: smaller sizes, one load step per variant")
+    parser.add_argument("--only", default=",".join(PARTS),
+                        help=f"comma-separated parts among: {', '.join(PARTS)}")
+    parser.add_argument("--variants", default="fastagi,native,classic",
+                        help="load variants: fastagi (a), native (b), classic (c)")
+    parser.add_argument("--rates", default="",
+                        help="load steps in calls/s, e.g. 2,4,6 (default depends on --quick)")
+    parser.add_argument("--step-seconds", type=float, default=0.0,
+                        help="how long each load step places calls (default 10, quick 8)")
+    args = parser.parse_args(argv)
+    chosen = [part.strip() for part in args.only.split(",") if part.strip()]
+    unknown = sorted(set(chosen) - set(PARTS))
+    if unknown:
+        parser.error(f"unknown part(s) {', '.join(unknown)}; choose among {', '.join(PARTS)}")
+
+    from ivr.logs import configure_logging
+
+    configure_logging(json=False, level="WARNING")
+    report = Report()
+    quick = args.quick
+    runners: dict[str, Callable[[], None]] = {}
+
+    def routing() -> None:
+        from bench.micro import bench_routing
+
+        bench_routing(report, communities=5000, decisions=5_000 if quick else 50_000)
+
+    def validate() -> None:
+        from bench.micro import bench_validate
+
+        bench_validate(report, nodes=500 if quick else 2000, repeat=3 if quick else 5)
+
+    def tickets() -> None:
+        from bench.micro import bench_tickets
+
+        bench_tickets(report, calls=300 if quick else 2000, concurrency=50)
+
+    def live() -> None:
+        from bench.load import LoadOptions, bench_live
+
+        rates = [float(r) for r in args.rates.split(",") if r.strip()]
+        options = LoadOptions.make(
+            quick=quick, rates=rates, step_seconds=args.step_seconds,
+            variants=[v.strip() for v in args.variants.split(",") if v.strip()])
+        bench_live(report, options if "load" in chosen else None,
+                   options.emergency_calls if "emergency" in chosen else 0)
+
+    # One live stack serves both the load and the emergency figures.
+    runners.update(routing=routing, validate=validate, tickets=tickets, load=live)
+    if "load" not in chosen:
+        runners["emergency"] = live
+    failed = False
+    for part in PARTS:
+        if part not in chosen or part not in runners:
+            continue
+        try:
+            runners[part]()
+        except Exception as exc:
+            failed = True
+            report.note(f"{part} failed: {type(exc).__name__}: {exc}")
+    path = report.write(sys.argv[1:] if argv is None else argv)
+    print(f"\nfigures written to {path}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""The controller with a stopwatch on its AGI commands: ``python -m bench.probe`` takes the
+same arguments as ``python -m ivr``. Every AgiSession.command round trip is timed (send to
+200 reply) and kept by command words; SIGUSR1 writes the samples so far to the file named
+by IVR_BENCH_PROBE_FILE and starts afresh, so a load step reads exactly its own samples."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from ivr.agi import session as agi_session
+
+PROBE_FILE_VARIABLE = "IVR_BENCH_PROBE_FILE"
+_samples: defaultdict[str, list[float]] = defaultdict(list)
+
+
+def _install() -> None:
+    original = agi_session.AgiSession.command
+
+    async def timed_command(self: Any, text: str, *args: str, **options: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await original(self, text, *args, **options)
+        finally:
+            _samples[text.upper()].append(time.perf_counter() - started)
+
+    agi_session.AgiSession.command = timed_command  # type: ignore[method-assign]
+
+
+def _dump(_signum: int, _frame: FrameType | None) -> None:
+    target = os.environ.get(PROBE_FILE_VARIABLE)
+    if not target:
+        return
+    snapshot = {name: list(values) for name, values in _samples.items()}
+    _samples.clear()
+    tmp = Path(target).with_suffix(".tmp")
+    tmp.write_text(json.dumps(snapshot))
+    tmp.replace(target)
+
+
+def main() -> None:
+    _install()
+    signal.signal(signal.SIGUSR1, _dump)
+    from ivr.cli import main as ivr_main
+
+    ivr_main()
+
+
+if __name__ == "__main__":
+    main()
