@@ -101,6 +101,7 @@ class SimulatedPhones:
             local_port=settings.emergency.trunk.port,
             ring_ms=300,
             answer=self.centre_answers,
+            fixed_port=True,
             work_dir=work,
         )
         self.phones.append(centre)

@@ -48,6 +48,7 @@ def _register_commands() -> None:
     )
     # Imported for their side effect of adding commands to ``app``.
     import ivr.cli.admin
+    import ivr.cli.agents
     import ivr.cli.recordings
     import ivr.cli.report
     import ivr.cli.stack  # noqa: F401

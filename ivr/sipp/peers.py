@@ -8,6 +8,7 @@ import re
 import shutil
 import signal
 import socket
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,7 +145,16 @@ class CitizenCall:
         return found
 
     async def run(self) -> int:
-        """Place the call and wait for it to end; SIPp's exit code (0 = the call completed)."""
+        """Place the call and wait for it to end; SIPp's exit code (0 = the call completed).
+        SIPp exits at once with 254 when a port it was given is taken meanwhile: tried again."""
+        for _ in range(3):
+            started = time.monotonic()
+            code = await self._run_once()
+            if code < 254 or time.monotonic() - started > 1.0:
+                return code
+        return code
+
+    async def _run_once(self) -> int:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         scenario = self.work_dir / f"{self.call_id}.xml"
         scenario.write_text(self.scenario())
@@ -219,7 +229,25 @@ class PhoneProcess:
             if block.startswith("INVITE sip:")
         ]
 
+    #: Starts tried before giving up: a port found free may be taken by the time SIPp binds
+    #: it (other phones, Asterisk's RTP), and SIPp then exits at once.
+    START_TRIES = 4
+    #: Whether ``local_port`` is given (the 110 centre's address is in the config).
+    fixed_port: bool = False
+
     async def start(self) -> None:
+        for attempt in range(self.START_TRIES):
+            try:
+                await self.launch()
+                return
+            except SippError:
+                if attempt == self.START_TRIES - 1:
+                    raise
+                await asyncio.sleep(0.3)
+                if not self.fixed_port:
+                    self.local_port = free_port(socket.SOCK_DGRAM)
+
+    async def launch(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         scenario = self.work_dir / f"phone-{self.user}-{self.local_port}.xml"
         scenario.write_text(
@@ -255,7 +283,7 @@ class PhoneProcess:
             stderr=asyncio.subprocess.DEVNULL,
             cwd=str(self.work_dir),
         )
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)
         if self.process.returncode is not None:
             raise SippError(f"SIPp phone {self.user} exited at start ({self.process.returncode})")
 
@@ -311,6 +339,7 @@ class AgentPhone(PhoneProcess):
                 f"agent {self.user} could not register with {self.pbx_host}:{self.pbx_port}"
             )
 
-    async def start(self) -> None:
+    async def launch(self) -> None:
+        # Registered from the port it then answers on: both happen again on a new port.
         await self.register()
-        await super().start()
+        await super().launch()

@@ -43,7 +43,8 @@ def make_home(
     if prompts is not None:
         shutil.copytree(prompts, root / "var" / "prompts")
     udp = socket.SOCK_DGRAM
-    rtp_start = random.randrange(20000, 59000, 2)
+    # Below the kernel's ephemeral ports, where SIPp's "free" ports come from.
+    rtp_start = random.randrange(10000, 31000, 2)
     config: dict[str, Any] = {
         "pbx": {
             "sip_port": free_port(udp),
