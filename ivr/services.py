@@ -3,7 +3,7 @@ snapshot, the ticket writer, the agent board, the event notifier and the clock."
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -51,6 +51,7 @@ class TicketWriter(Protocol):
 
 class TicketHistory(Protocol):
     async def caller_history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]: ...
+    async def caller_location(self, caller: str) -> str | None: ...
 
 
 def utc_now() -> datetime:
@@ -79,5 +80,3 @@ class CallServices:
     answered_calls: set[str] = field(default_factory=set)
     #: When each emergency caller pressed the key, until the 110 centre answers (linkedid).
     emergency_started: dict[str, datetime] = field(default_factory=dict)
-    #: Callers known from earlier tickets (number -> territorial unit), for locating them.
-    known_callers: Mapping[str, str] = field(default_factory=dict)

@@ -95,7 +95,7 @@ def list_agents(
         print(json.dumps(rows, ensure_ascii=False, indent=2))
         return
     table = Table(title="Agents")
-    for column in ("agent", "name", "unit", "state", "calls_taken", "queues"):
+    for column in ("agent", "name", "unit", "state", "queues", "calls_taken"):
         table.add_column(column)
     for row in rows:
         table.add_row(*(", ".join(v) if isinstance(v, list) else str(v) for v in row.values()))

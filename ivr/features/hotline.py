@@ -171,7 +171,7 @@ class HotlineCall:
             did=self.args.did or None,
             caller=self.caller,
             ivr_choice=caller_choice(routing, result),
-            known_callers=self.services.known_callers,
+            known_callers=await self.known_caller(),
         )
         request = route_request(
             routing,
@@ -208,6 +208,11 @@ class HotlineCall:
                 outcome=status.lower(),
             )
         await self.leave_message(result)
+
+    async def known_caller(self) -> dict[str, str]:
+        """Where earlier tickets found this caller (the registry's first source)."""
+        where = await self.services.history.caller_location(self.caller)
+        return {self.caller: where} if where else {}
 
     async def left_queue(self, hop: Hop) -> dict[str, Any]:
         """The caller hung up while queued: after talking to an agent (AMI put that on the

@@ -825,6 +825,21 @@ class TicketStore:
             for t in await self.list(caller=caller, limit=limit)
         ]
 
+    async def caller_location(self, caller: str) -> str | None:
+        """Where the caller was found on their latest located call (not just "the city")."""
+        if not caller:
+            return None
+        query = (
+            select(Ticket.location)
+            .where(Ticket.caller == caller)
+            .where(Ticket.location_method.in_(("zone", "registry", "ivr")))
+            .order_by(Ticket.number.desc())
+            .limit(1)
+        )
+        async with self._reading() as session:
+            found: str | None = await session.scalar(query)
+            return found
+
     async def by_sip_call_id(self, call_id: str) -> Ticket | None:
         """The newest ticket of the SIP dialog ``call_id``."""
         async with self._reading() as session:

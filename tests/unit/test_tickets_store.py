@@ -423,3 +423,23 @@ async def test_sqlite_in_memory_works_for_tests() -> None:
     async with TicketStore("sqlite+aiosqlite:///:memory:", clock=lambda: NOW) as memory:
         ticket_id = await _call(memory, "L1")
         assert (await memory.get(ticket_id)).status == "accepted"
+
+
+async def test_caller_location_and_history_come_from_the_latest_located_ticket(
+    store: TicketStore,
+) -> None:
+    calls = [
+        ("a", "13900000001", "c-east-1-1", "ivr"),
+        ("b", "13900000001", "city", "city"),
+        ("c", "13900000002", "d-west", "zone"),
+    ]
+    for linkedid, caller, location, method in calls:
+        await store.open_call(
+            linkedid, caller=caller, created_at=NOW, location=location, location_method=method
+        )
+
+    assert await store.caller_location("13900000001") == "c-east-1-1"
+    assert await store.caller_location("13900000003") is None
+    history = await store.caller_history("13900000001")
+    newest_first = [await store.by_linkedid(linkedid) for linkedid in ("b", "a")]
+    assert [entry["ticket_id"] for entry in history] == [t.id for t in newest_first if t]
