@@ -75,6 +75,14 @@ class EmergencySettings(_Strict):
     answer_timeout_seconds: int = Field(default=8, ge=1)
     #: The queue of the city's supervisors: the last resort of an emergency caller.
     supervisors_queue: str = "fallback"
+    #: How hand-overs from the 110 platform are recognised. In production, its address
+    #: (``inbound_ip``, an IP or CIDR: only that host can reach the from-110 context); on a
+    #: test bench where everything is loopback, a header it sends (``inbound_header``,
+    #: "Name: value"), which any peer could forge: never use it on a reachable network.
+    inbound_ip: str = ""
+    inbound_header: str = "X-Police-Handover: 110"
+    #: The SIP header in which the police platform names the matter (a from_110 code).
+    category_header: str = "X-Handover-Category"
 
 
 class CallSettings(_Strict):

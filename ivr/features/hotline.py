@@ -18,7 +18,16 @@ from ivr import chanvars
 from ivr.agi import AgiSession
 from ivr.channel import CallerHungUp
 from ivr.deployment import caller_choice, line_preset, route_request
-from ivr.menu import CallStart, Goodbye, MenuResult, RouteTo, TransferTo, VoiceMessage, run_menu
+from ivr.menu import (
+    CallStart,
+    Goodbye,
+    MenuResult,
+    Outcome,
+    RouteTo,
+    TransferTo,
+    VoiceMessage,
+    run_menu,
+)
 from ivr.recordings import (
     RECORDING_SUFFIX,
     ensure_day_folder,
@@ -44,11 +53,14 @@ class CallArgs:
     linkedid: str
     sip_call_id: str
     did: str
+    #: "110" when the police platform hands the call over, with its matter code.
+    handover: str = ""
+    handover_code: str = ""
 
     @classmethod
     def of(cls, session: AgiSession) -> CallArgs:
-        line, linkedid, sip_call_id, did = ([*session.args, "", "", "", ""])[:4]
-        return cls(line, linkedid or session.uniqueid, sip_call_id, did)
+        line, linkedid, sip_call_id, did, handover, code = ([*session.args, *[""] * 6])[:6]
+        return cls(line, linkedid or session.uniqueid, sip_call_id, did, handover, code)
 
 
 class HotlineCall:
@@ -115,19 +127,14 @@ class HotlineCall:
                 "caller": self.caller,
             },
         )
-        call = CallStart(
-            line=line.number,
-            caller=self.caller,
-            entry=line.entry,
-            now=started.astimezone(routing.timezone),
-            preset=line_preset(line),
-            recording_name=recording_name(self.recording_stem, "message"),
-        )
         ended: dict[str, Any] = {}
         try:
-            result = await run_menu(self.deployment.menus, self.session, call)
-            await self.record_menu(result)
-            await self.follow(result)
+            if self.args.handover == "110":
+                await self.take_handover()
+            else:
+                result = await run_menu(self.deployment.menus, self.session, self.call_start())
+                await self.record_menu(result)
+                await self.follow(result)
             # The outcome is on the ticket; a hang-up from here on changes nothing.
             self.hangup_outcome = None
             await self.session.set_variable(chanvars.ACTION, "done")
@@ -139,6 +146,46 @@ class HotlineCall:
         finally:
             self.services.answered_calls.discard(self.linkedid)
         await self.update(ended_at=self.services.clock(), **ended)
+
+    def call_start(self) -> CallStart:
+        return CallStart(
+            line=self.line.number,
+            caller=self.caller,
+            entry=self.line.entry,
+            now=self.started,
+            preset=line_preset(self.line),
+            recording_name=recording_name(self.recording_stem, "message"),
+        )
+
+    async def take_handover(self) -> None:
+        """A matter the police platform passes on: no menus, routed ahead of the queue,
+        unless it is one of 110's own (then it goes straight back)."""
+        routing = self.deployment.routing
+        code = self.args.handover_code
+        to_110 = {item.code for item in routing.emergency.to_110} if routing.emergency else set()
+        from_110 = (
+            {item.code: item.category for item in routing.emergency.from_110}
+            if routing.emergency
+            else {}
+        )
+        await self.update(from_110=True, variables={"handover_code": code})
+        if code in to_110:
+            log.warning("hand-over of an emergency matter sent back to 110", code=code)
+            await self.update(outcome="returned_to_110", emergency=True)
+            back = TransferTo(routing.emergency_number, True)
+            await self.transfer(back, self.no_menu({}, back))
+            return
+        category = from_110.get(code) or (code if code in routing.category_codes else None)
+        await self.update(category=category)
+        # Hand-overs wait less than callers who dialled in themselves.
+        await self.session.set_variable("QUEUE_PRIO", "10")
+        variables = {"category": category} if category else {}
+        route = RouteTo(category, None, priority=1)
+        await self.connect_to_person(route, self.no_menu(variables, route))
+
+    def no_menu(self, variables: dict[str, str], outcome: Outcome) -> MenuResult:
+        """What a call that skipped the menus tells the router."""
+        return MenuResult(path=[], prompts=[], variables=variables, language="zh", outcome=outcome)
 
     async def record_menu(self, result: MenuResult) -> None:
         variables = dict(result.variables)

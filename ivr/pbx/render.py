@@ -190,6 +190,7 @@ def render_files(plan: PbxPlan) -> dict[str, str]:
         "pbx": plan.settings.pbx,
         "controller": plan.settings.controller,
         "fallback": plan.settings.fallback,
+        "emergency": plan.settings.emergency,
         "pbx_home": plan.pbx_home,
         "ami_user": plan.ami_user,
         "ami_secret": plan.ami_secret,

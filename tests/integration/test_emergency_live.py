@@ -3,6 +3,8 @@ number; when 110 cannot be reached the caller still reaches a person, first in l
 
 from __future__ import annotations
 
+import asyncio
+
 from hotline_stack import HotlineStack
 
 from ivr.ports import free_port
@@ -47,3 +49,26 @@ async def test_110_unreachable_goes_to_the_supervisors_with_an_alarm(hotline_fac
     assert "emergency_unreachable" in stack.controller_log() or "110 unreachable" in (
         stack.controller_log()
     )
+
+
+async def test_110_hands_over_a_non_emergency_and_gets_its_own_back(hotline: HotlineStack) -> None:
+    def from_police(code: str) -> tuple[str, ...]:
+        return ("X-Police-Handover: 110", f"X-Handover-Category: {code}")
+
+    noise, fire = await asyncio.gather(
+        # Noise is 12345's (routing/emergency.yaml from_110 -> environment).
+        hotline.call("12345", "13900000501", extra_headers=from_police("noise")),
+        # Fire is 110's own: handed straight back to the 110 centre.
+        hotline.call("12345", "13900000502", extra_headers=from_police("fire")),
+    )
+
+    assert noise["from_110"] is True
+    assert noise["ivr_path"] == []  # no greeting, no menus
+    assert noise["category"] == "environment"
+    assert noise["outcome"] == "answered" and noise["agent"]
+    assert noise["variables"]["handover_code"] == "noise"
+
+    assert fire["from_110"] is True and fire["emergency"] is True
+    assert fire["transferred_to"] == "110"
+    centre = hotline.phones.phones[-1]
+    assert any("13900000502" in invite for invite in centre.received_invites())
