@@ -138,6 +138,11 @@ class CallEventRecorder:
         timing: dict[str, str] = {"emergency_answered_at": now.isoformat()}
         if pressed is not None:
             timing["emergency_answer_seconds"] = f"{(now - pressed).total_seconds():.3f}"
+        # Also a hand-over by an agent (ivr agents transfer-110), not only the emergency key.
         await self.services.tickets.update_call(
-            linkedid, outcome="transferred_110", variables=timing
+            linkedid,
+            outcome="transferred_110",
+            emergency=True,
+            transferred_to=self.services.deployments.current.routing.emergency_number,
+            variables=timing,
         )

@@ -72,6 +72,8 @@ class SimulatedPhones:
     home: Home
     deployment: Deployment
     ring_ms: int = 600
+    #: How long each agent talks before hanging up.
+    talk_ms: int = 3000
     #: Agents whose phone is off (not registered): nobody there.
     absent: frozenset[str] = frozenset()
     #: Agents whose phone registers and rings but nobody picks up.
@@ -92,6 +94,7 @@ class SimulatedPhones:
                 pbx_host=settings.pbx.bind,
                 pbx_port=settings.pbx.sip_port,
                 ring_ms=self.ring_ms,
+                talk_ms=self.talk_ms,
                 answer=agent.id not in self.silent,
                 work_dir=work,
             )

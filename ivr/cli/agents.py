@@ -140,3 +140,53 @@ def pause(
 def unpause(ctx: typer.Context, agent: str) -> None:
     """End an agent's pause."""
     _pause(ctx, agent, False, "")
+
+
+async def _hand_to_110(ami: AmiClient, agent: str, attended: bool, number: str) -> str:
+    channels = await ami.send_list_action({"Action": "CoreShowChannels"})
+    rows = [m for m in channels if m.event == "CoreShowChannel"]
+    mine = next((m for m in rows if agent_id_of(m.get("channel")) == agent), None)
+    if mine is None:
+        raise typer.BadParameter(f"agent {agent} is on no call")
+    if attended:
+        # The agent consults 110 first and stays on until they hang up (Atxfer completes).
+        await ami.send_action(
+            {
+                "Action": "Atxfer",
+                "Channel": mine.get("channel"),
+                "Exten": number,
+                "Context": "from-agents",
+            }
+        )
+        return mine.get("channel")
+    caller = next(
+        (m for m in rows if m.get("uniqueid") == m.get("linkedid") == mine.get("linkedid")),
+        None,
+    )
+    if caller is None:
+        raise typer.BadParameter(f"agent {agent}'s caller is gone")
+    await ami.send_action(
+        {
+            "Action": "Redirect",
+            "Channel": caller.get("channel"),
+            "Context": "to-110",
+            "Exten": "s",
+            "Priority": "1",
+        }
+    )
+    return caller.get("channel")
+
+
+@agents_app.command("transfer-110")
+def transfer_110(
+    ctx: typer.Context,
+    agent: str,
+    attended: Annotated[
+        bool, typer.Option(help="Consult 110 first, staying on the line (else blind).")
+    ] = False,
+) -> None:
+    """Hand the caller an agent is talking to over to the police line 110."""
+    home = home_of(ctx)
+    number = load_deployment(home, check_prompt_files=False).routing.emergency_number
+    moved = _run(home, lambda ami: _hand_to_110(ami, agent, attended, number))
+    console.print(f"{moved} handed to {number} ({'attended' if attended else 'blind'})")

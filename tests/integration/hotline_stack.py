@@ -69,6 +69,7 @@ class HotlineStack:
     absent: frozenset[str] = frozenset()
     silent: frozenset[str] = frozenset()
     centre_answers: bool = True
+    talk_ms: int = 3000
     controller: subprocess.Popen[bytes] | None = None
     calls: list[CitizenCall] = field(default_factory=list)
 
@@ -81,6 +82,7 @@ class HotlineStack:
             absent=self.absent,
             silent=self.silent,
             centre_answers=self.centre_answers,
+            talk_ms=self.talk_ms,
         )
 
     @property

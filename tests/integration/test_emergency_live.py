@@ -4,6 +4,7 @@ number; when 110 cannot be reached the caller still reaches a person, first in l
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from hotline_stack import HotlineStack
 
@@ -72,3 +73,27 @@ async def test_110_hands_over_a_non_emergency_and_gets_its_own_back(hotline: Hot
     assert fire["transferred_to"] == "110"
     centre = hotline.phones.phones[-1]
     assert any("13900000502" in invite for invite in centre.received_invites())
+
+
+async def test_an_agent_hands_a_live_call_to_110(hotline_factory) -> None:  # type: ignore[no-untyped-def]
+    stack: HotlineStack = await hotline_factory(talk_ms=15000)
+    citizen = stack.citizen("12345", "13900000601", keys="11")
+    call = asyncio.create_task(citizen.run())
+    for _ in range(200):  # until the east district's agent is talking to the caller
+        ticket = await stack.ticket_of(citizen, timeout=0.1)
+        if ticket and ticket["answered_at"]:
+            break
+        await asyncio.sleep(0.1)
+    handed = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ivr", "--home", str(stack.home.root), "agents", "transfer-110",
+        "1009",
+    )
+    assert await handed.wait() == 0
+    assert await call == 0
+
+    ticket = await stack.ticket_of(citizen)
+    assert ticket is not None
+    assert ticket["agent"] == "1009"
+    assert ticket["transferred_to"] == "110" and ticket["emergency"] is True
+    centre = stack.phones.phones[-1]
+    assert any("13900000601" in invite for invite in centre.received_invites())
