@@ -97,3 +97,25 @@ async def test_an_agent_hands_a_live_call_to_110(hotline_factory) -> None:  # ty
     assert ticket["transferred_to"] == "110" and ticket["emergency"] is True
     centre = stack.phones.phones[-1]
     assert any("13900000601" in invite for invite in centre.received_invites())
+
+
+async def test_an_agent_consults_110_then_hands_the_caller_over(hotline_factory) -> None:  # type: ignore[no-untyped-def]
+    stack: HotlineStack = await hotline_factory(talk_ms=8000)
+    citizen = stack.citizen("12345", "13900000602", keys="11")
+    call = asyncio.create_task(citizen.run())
+    for _ in range(200):
+        ticket = await stack.ticket_of(citizen, timeout=0.1)
+        if ticket and ticket["answered_at"]:
+            break
+        await asyncio.sleep(0.1)
+    handed = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ivr", "--home", str(stack.home.root), "agents", "transfer-110",
+        "1009", "--attended",
+    )
+    assert await handed.wait() == 0
+    assert await call == 0
+
+    ticket = await stack.ticket_of(citizen)
+    assert ticket is not None
+    assert ticket["transferred_to"] == "110" and ticket["emergency"] is True
+    assert stack.phones.phones[-1].received_invites()  # the 110 centre was consulted
