@@ -26,6 +26,7 @@ from ivr.deployment import Deployment, DeploymentHolder
 from ivr.events import EventNotifier
 from ivr.features import hotline
 from ivr.home import Home
+from ivr.overdue import run_scheduler
 from ivr.reconcile import default_cdr_path, reconcile
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore
 from ivr.services import CallServices, utc_now
@@ -115,6 +116,16 @@ class Controller:
         await self.agi.start()
         self._tasks.append(asyncio.create_task(self._watch_config()))
         self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+        self._tasks.append(
+            asyncio.create_task(
+                run_scheduler(
+                    self.store,
+                    lambda: self.deployments.current.routing,
+                    self.notifier,
+                    self.clock,
+                )
+            )
+        )
         self._write_state()
         log.info("controller ready", agi_port=self.agi.port, ami_port=settings.pbx.ami_port)
 
