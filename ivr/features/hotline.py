@@ -189,8 +189,9 @@ class HotlineCall:
 
     async def record_menu(self, result: MenuResult) -> None:
         variables = dict(result.variables)
-        await self.services.tickets.append_path(self.linkedid, result.path)
+        # One write: the path is the call's first (ticket writes are most of its CPU cost).
         await self.update(
+            ivr_path=list(result.path),
             category=variables.get("category"),
             language=result.language,
             variables=variables,
@@ -229,14 +230,16 @@ class HotlineCall:
             now=self.services.clock(),
         )
         decision = decide(routing, request, self.services.agents)
-        await self.update(location=location.unit, location_method=location.method)
+        located = {"location": location.unit, "location_method": location.method}
         if isinstance(decision, NobodyAvailable):
             log.info("nobody available", reason=decision.reason, tried=decision.tried)
+            await self.update(**located)
             await self.leave_message(result)
             return
-        await self.start_recording()
-        for hop in decision.hops:
-            await self.update(unit=hop.unit, level=hop.level)
+        recording = await self.start_recording()
+        for index, hop in enumerate(decision.hops):
+            first = {**located, "recording": recording} if index == 0 else {}
+            await self.update(unit=hop.unit, level=hop.level, **first)
             await self.session.set_variable(chanvars.QUEUESTATUS, "")
             self.queued_at = hop
             await self.session.exec(
@@ -281,15 +284,16 @@ class HotlineCall:
         )
         return {"outcome": "abandoned", "callback_requested": True}
 
-    async def start_recording(self) -> None:
-        """Record the conversation (only while bridged to a person) into recordings/."""
+    async def start_recording(self) -> str:
+        """Record the conversation (only while bridged to a person) into recordings/; the
+        recording's path relative to the home, for the ticket."""
         where = recording_path(self.services.home, self.recording_stem, self.started)
         # The file name is ours (ticket id and date); nothing the caller sent goes into the
         # application's arguments.
         await self.session.exec(
             "MixMonitor", f"{self.services.pbx_home}/{where.relative}{RECORDING_SUFFIX}", "b"
         )
-        await self.update(recording=f"{where.relative}{RECORDING_SUFFIX}")
+        return f"{where.relative}{RECORDING_SUFFIX}"
 
     async def leave_message(self, result: MenuResult) -> None:
         """Nobody can take the call: the caller leaves a message and is called back."""
