@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -126,10 +125,6 @@ def test_prompt_check_reports_missing_recordings_and_unbuilt_texts(tmp_path: Pat
     ]
 
 
-@pytest.mark.skipif(
-    shutil.which("espeak-ng") is None or shutil.which("sox") is None,
-    reason="needs espeak-ng and sox",
-)
 def test_build_prompts_synthesizes_once_and_then_all_play(tmp_path: Path) -> None:
     home, tree = _prompt_home(tmp_path)
     (tmp_path / "sounds" / "rec_zh.wav").write_bytes(b"RIFF")
