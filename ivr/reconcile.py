@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import structlog
 
 from ivr.home import Home
+from ivr.spool import CallStore
 from ivr.tickets.errors import TicketError
 from ivr.tickets.model import Ticket
 from ivr.tickets.store import SYSTEM_ACTOR
@@ -270,25 +271,9 @@ def parse_cdr_csv(path: Path) -> list[CdrCall]:
 # -- tickets from calls ---------------------------------------------------------------------
 
 
-class ReconcileStore(Protocol):
-    """What reconcile needs of ivr.tickets.store.TicketStore."""
-
-    async def by_linkedid(self, linkedid: str) -> Ticket | None: ...
-
-    async def open_call(
-        self,
-        linkedid: str,
-        *,
-        line: str | None = None,
-        caller: str | None = None,
-        caller_name: str | None = None,
-        channel: str | None = None,
-        sip_call_id: str | None = None,
-        created_at: datetime | None = None,
-        **extra: Any,
-    ) -> str: ...
-
-    async def update_call(self, linkedid: str, **fields: Any) -> str: ...
+class ReconcileStore(CallStore, Protocol):
+    """What reconcile needs of ivr.tickets.store.TicketStore: the call store the spool
+    writes to, plus notes for the ticket's history."""
 
     async def note(
         self, ticket_id: str | int, text: str, *, actor: str, now: datetime | None = None
