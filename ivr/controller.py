@@ -37,8 +37,6 @@ from ivr.yamlsource import Problem
 
 log = structlog.get_logger(__name__)
 
-#: How often call records are read for calls the controller did not see.
-RECONCILE_SECONDS = 30.0
 MEMBER_EVENTS = ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause")
 
 
@@ -163,12 +161,16 @@ class Controller:
         while True:
             try:
                 await self.writer.drain()
-                report = await reconcile(self.store, default_cdr_path(self.home))
-                if report.created:
-                    log.info("tickets reconciled from call records", created=report.created)
+                # Call records carry real time, whatever the controller's (pinned) clock says.
+                report = await reconcile(
+                    self.store, default_cdr_path(self.home), now=utc_now()
+                )
+                if report.created or report.completed:
+                    log.info("tickets reconciled from call records", created=report.created,
+                             completed=report.completed)
             except Exception:
                 log.exception("reconciliation failed; trying again later")
-            await asyncio.sleep(RECONCILE_SECONDS)
+            await asyncio.sleep(self.deployments.current.settings.controller.reconcile_seconds)
 
     def _write_state(self) -> None:
         assert self.agi is not None

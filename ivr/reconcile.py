@@ -27,7 +27,7 @@ import io
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -286,6 +286,9 @@ class ReconcileReport:
     created: list[str] = field(default_factory=list)
     #: Citizen calls that already had a ticket.
     already_present: int = 0
+    #: Ids of tickets the controller opened but never saw end (it died mid-call), completed
+    #: from the call records.
+    completed: list[str] = field(default_factory=list)
     #: Linkedids of calls whose ticket could not be written (logged).
     failed: list[str] = field(default_factory=list)
 
@@ -293,6 +296,7 @@ class ReconcileReport:
         return {
             "created": list(self.created),
             "already_present": self.already_present,
+            "completed": list(self.completed),
             "failed": list(self.failed),
         }
 
@@ -327,9 +331,57 @@ def _note(call: CdrCall) -> str:
     return f"opened from the PBX call records: the call {how}; {who} ({call.disposition})"
 
 
-async def _reconcile_call(store: ReconcileStore, call: CdrCall, report: ReconcileReport) -> None:
-    if await store.by_linkedid(call.linkedid) is not None:
-        report.already_present += 1
+#: How long after a call's end its ticket may still be finished by a live controller (its
+#: hang-up write races the call record); only older unfinished tickets are completed here.
+SETTLE_SECONDS = 10.0
+
+
+def completion_fields(ticket: Ticket, call: CdrCall) -> dict[str, Any]:
+    """What the call records add to a ticket whose call the controller never saw end: the end,
+    and who answered when the ticket does not know. What the ticket has is never overwritten."""
+    fields: dict[str, Any] = {"ended_at": call.end}
+    if call.agent_answered and ticket.agent is None:
+        fields["agent"] = call.agent
+        fields["answered_at"] = call.answer
+    if ticket.outcome is None or call.fallback:
+        if call.fallback:
+            fields["outcome"] = FALLBACK_OUTCOME
+        elif call.agent_answered:
+            fields["outcome"] = AGENT_OUTCOME
+    fields["variables"] = {RECONCILED_VARIABLE: RECONCILED_FROM_CDR,
+                           DISPOSITION_VARIABLE: call.disposition}
+    return fields
+
+
+async def _complete_call(
+    store: ReconcileStore, ticket: Ticket, call: CdrCall, report: ReconcileReport
+) -> None:
+    await store.update_call(call.linkedid, **completion_fields(ticket, call))
+    await store.note(ticket.id, _completion_note(call), actor=SYSTEM_ACTOR)
+    report.completed.append(ticket.id)
+
+
+def _completion_note(call: CdrCall) -> str:
+    how = "went on in the fallback queue" if call.fallback else "ended"
+    who = f"answered by agent {call.agent}" if call.agent else "not answered by an agent"
+    return (f"completed from the PBX call records: the controller lost the call, which {how}; "
+            f"{who} ({call.disposition})")
+
+
+async def _reconcile_call(
+    store: ReconcileStore,
+    call: CdrCall,
+    report: ReconcileReport,
+    settled_before: datetime | None,
+) -> None:
+    existing = await store.by_linkedid(call.linkedid)
+    if existing is not None:
+        settled = (call.end is not None and settled_before is not None
+                   and call.end <= settled_before)
+        if existing.ended_at is None and settled:
+            await _complete_call(store, existing, call, report)
+        else:
+            report.already_present += 1
         return
     fields = ticket_fields(call)
     line = fields.pop("line")
@@ -346,25 +398,38 @@ async def _reconcile_call(store: ReconcileStore, call: CdrCall, report: Reconcil
 
 
 async def reconcile_calls(
-    store: ReconcileStore, calls: Sequence[CdrCall], *, since: datetime | None = None
+    store: ReconcileStore,
+    calls: Sequence[CdrCall],
+    *,
+    since: datetime | None = None,
+    now: datetime | None = None,
 ) -> ReconcileReport:
-    """A ticket for each of ``calls`` that has none (started at ``since`` or later)."""
+    """A ticket for each of ``calls`` that has none (started at ``since`` or later); with
+    ``now``, tickets left unfinished by a controller that died mid-call are completed once
+    their call ended SETTLE_SECONDS before it."""
     report = ReconcileReport()
+    settled_before = now - timedelta(seconds=SETTLE_SECONDS) if now is not None else None
     for call in calls:
         if since is not None and call.start < since:
             continue
         try:
-            await _reconcile_call(store, call, report)
+            await _reconcile_call(store, call, report, settled_before)
         except TicketError as exc:
             _log.error("reconcile.call_failed", linkedid=call.linkedid, error=str(exc))
             report.failed.append(call.linkedid)
     if report.created:
         _log.info("reconcile.created", count=len(report.created), tickets=report.created)
+    if report.completed:
+        _log.info("reconcile.completed", count=len(report.completed), tickets=report.completed)
     return report
 
 
 async def reconcile(
-    store: ReconcileStore, cdr_path: Path, *, since: datetime | None = None
+    store: ReconcileStore,
+    cdr_path: Path,
+    *,
+    since: datetime | None = None,
+    now: datetime | None = None,
 ) -> ReconcileReport:
     """Open a ticket for every citizen call of the cdr_csv file that has none. Idempotent:
     a second run finds them all present. Drain the ticket spool first, so that calls whose
@@ -372,4 +437,4 @@ async def reconcile(
     if since is not None and since.tzinfo is None:
         raise ValueError("since must be timezone-aware")
     calls = await asyncio.to_thread(parse_cdr_csv, cdr_path)
-    return await reconcile_calls(store, calls, since=since)
+    return await reconcile_calls(store, calls, since=since, now=now)

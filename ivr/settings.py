@@ -36,6 +36,8 @@ class ControllerSettings(_Strict):
     agi_port: Port = 4573
     #: Seconds a FastAGI peer may take to send its header before it is dropped.
     agi_header_timeout: float = Field(default=5.0, gt=0)
+    #: How often Asterisk's call records are read for calls without a (finished) ticket.
+    reconcile_seconds: float = Field(default=30.0, gt=0)
 
 
 class DatabaseSettings(_Strict):

@@ -364,3 +364,50 @@ async def test_a_call_the_store_refuses_is_reported_not_raised(
     report = await reconcile(Refusing(store), path)
     assert report.failed == ["6.1"]
     assert len(report.created) == 1
+
+
+async def test_a_ticket_the_controller_never_saw_end_is_completed_from_the_records(
+    store: TicketStore, cdr: Path
+) -> None:
+    # The controller opened the fallback call's ticket, then died: no end, no agent.
+    lost = await store.open_call("1795761092.0", line="12345", caller="13800001111",
+                                 ivr_path=["hotline_12345"])
+    report = await reconcile(store, cdr, now=NOW)
+
+    assert report.completed == [lost]
+    ticket = await store.get(lost)
+    assert ticket.ended_at == datetime(2026, 11, 27, 6, 31, 35, tzinfo=UTC)
+    assert ticket.agent == "1001"
+    assert ticket.outcome == "fallback"
+    assert ticket.talk_seconds == 3
+    assert ticket.ivr_path == ["hotline_12345"]  # what the controller wrote stays
+    assert ticket.variables["reconciled"] == "cdr"
+    history = await store.history(lost)
+    assert "controller lost the call" in (history[-1].note or "")
+    # Once complete it is left alone.
+    again = await reconcile(store, cdr, now=NOW)
+    assert again.completed == [] and again.created == []
+
+
+async def test_an_unfinished_ticket_of_a_call_just_ended_is_left_to_the_controller(
+    store: TicketStore, cdr: Path
+) -> None:
+    lost = await store.open_call("1795761092.0", line="12345", caller="13800001111")
+    just_after_the_end = datetime(2026, 11, 27, 6, 31, 40, tzinfo=UTC)
+    report = await reconcile(store, cdr, now=just_after_the_end)
+    assert report.completed == []
+    assert (await store.get(lost)).ended_at is None
+    # Without ``now`` nothing is ever completed.
+    assert (await reconcile(store, cdr)).completed == []
+
+
+async def test_completion_keeps_the_agent_the_ticket_knows(store: TicketStore, cdr: Path) -> None:
+    lost = await store.open_call("1795761200.7", line="12345", caller="13800001111")
+    answered = datetime(2026, 11, 27, 6, 40, 20, tzinfo=UTC)
+    await store.update_call("1795761200.7", agent="1004", answered_at=answered,
+                            outcome="answered")
+    await reconcile(store, cdr, now=NOW)
+    ticket = await store.get(lost)
+    assert ticket.agent == "1004" and ticket.answered_at == answered
+    assert ticket.outcome == "answered"
+    assert ticket.ended_at == datetime(2026, 11, 27, 6, 45, tzinfo=UTC)
