@@ -137,6 +137,11 @@ class FastAgiServer:
             except HeaderEndedEarly as exc:
                 log.info("agi.header_incomplete", reason=str(exc))
                 return
+            except ConnectionError as exc:
+                # A reset (RST) while the header comes in: otherwise the task dies with an
+                # unretrieved exception and the connection goes unlogged.
+                log.info("agi.header_incomplete", reason=f"connection lost: {exc}")
+                return
             except AgiProtocolError as exc:
                 log.warning("agi.header_rejected", reason=str(exc))
                 return
