@@ -36,6 +36,10 @@ class ControllerSettings(_Strict):
     agi_port: Port = 4573
     #: Seconds a FastAGI peer may take to send its header before it is dropped.
     agi_header_timeout: float = Field(default=5.0, gt=0)
+    #: Prometheus ``/metrics`` (docs/metrics.md) on this port; 0 = not served. Loopback by
+    #: default: the figures name units and queues, which is no one else's business.
+    metrics_port: int = Field(default=9464, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
     #: How often Asterisk's call records are read for calls without a (finished) ticket.
     reconcile_seconds: float = Field(default=30.0, gt=0)
 
@@ -87,6 +91,17 @@ class EmergencySettings(_Strict):
     category_header: str = "X-Handover-Category"
 
 
+class ReportSettings(_Strict):
+    """What the controller works out from the tickets while it runs."""
+
+    #: Minutes between two hotspot checks of the recent tickets (alarm ``hotspot``); 0 = none.
+    hotspot_interval_minutes: float = Field(default=15, ge=0)
+    #: The service level counts calls answered within this many seconds of waiting.
+    answer_within_seconds: float = Field(default=20, gt=0)
+    #: The recent window over which ``/metrics`` gives the service level.
+    service_level_window_minutes: float = Field(default=60, gt=0)
+
+
 class CallSettings(_Strict):
     #: Menu node a caller is sent to when nobody anywhere can take the call (leave a message).
     nobody_available_entry: str = "nobody_available"
@@ -107,6 +122,7 @@ class Settings(_Strict):
     fallback: FallbackSettings = FallbackSettings()
     emergency: EmergencySettings = EmergencySettings()
     calls: CallSettings = CallSettings()
+    reports: ReportSettings = ReportSettings()
 
 
 def load_settings(home: Home) -> Settings:
