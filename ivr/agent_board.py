@@ -14,6 +14,8 @@ from dataclasses import dataclass
 #: is on (NOT_INUSE, INUSE, BUSY, RINGING, RINGINUSE, ONHOLD). UNKNOWN, INVALID and
 #: UNAVAILABLE (phone not registered) mean nobody is there.
 PRESENT_STATES = frozenset({1, 2, 3, 6, 7, 8})
+#: NOT_INUSE: registered and on no call.
+IDLE_STATE = 1
 #: Pause reason the ``ivr agents logout`` command uses: members are static in queues.conf so
 #: the PBX can route on its own; logging out is a pause that routing treats as absence.
 LOGGED_OUT_REASON = "logged-out"
@@ -58,6 +60,14 @@ class AgentBoard:
 
     def available(self, queue: str) -> int:
         return sum(1 for (q, _), m in self._members.items() if q == queue and m.present)
+
+    def idle(self, queue: str) -> int:
+        """Agents of ``queue`` free to take a call this moment (present, not on a call)."""
+        return sum(
+            1
+            for (q, _), m in self._members.items()
+            if q == queue and not m.paused and m.status == IDLE_STATE
+        )
 
     def members(self) -> list[MemberState]:
         return sorted(self._members.values(), key=lambda m: (m.queue, m.interface))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ivr.home import Home
+from ivr.routing.hours import WeeklySchedule, parse_schedule
 from ivr.yamlsource import load_yaml, validate_model
 
 SETTINGS_FILE = "hotline.yaml"
@@ -107,6 +108,55 @@ class CallSettings(_Strict):
     nobody_available_entry: str = "nobody_available"
 
 
+class OutboundSettings(_Strict):
+    """Calls the hotline places to citizens (follow-ups, callbacks): the trunk they leave
+    by, the number citizens see, and how often the controller looks for calls owed."""
+
+    trunk: TrunkAddress = TrunkAddress(port=5092)
+    caller_id: str = Field(default="12345", pattern=r"^[0-9]{3,20}$")
+    poll_seconds: float = Field(default=30.0, gt=0)
+
+
+class CallingPolicy(_Strict):
+    enabled: bool = True
+    #: When citizens may be called, in the city's time zone: "24h" or days -> intervals,
+    #: written as units' working hours are (e.g. {"daily": ["09:00-20:00"]}).
+    calling_hours: dict[str, list[str]] | Literal["24h"] = Field(
+        default_factory=lambda: {"daily": ["09:00-20:00"]}
+    )
+    max_attempts: int = Field(default=3, ge=1, le=10)
+    retry_seconds: float = Field(default=1800.0, gt=0)
+    #: Seconds the citizen's phone may ring.
+    ring_seconds: int = Field(default=30, ge=5, le=300)
+
+    @field_validator("calling_hours")
+    @classmethod
+    def _valid_hours(
+        cls, value: dict[str, list[str]] | Literal["24h"]
+    ) -> dict[str, list[str]] | Literal["24h"]:
+        parse_schedule(value)
+        return value
+
+    @property
+    def schedule(self) -> WeeklySchedule:
+        return parse_schedule(self.calling_hours)
+
+
+class FollowupSettings(CallingPolicy):
+    """The follow-up call (回访) of every resolved ticket: a survey menu of dialplans/."""
+
+    #: The menu node the survey starts at (listed under 'entries:').
+    entry: str = "followup_survey"
+
+
+class CallbackSettings(CallingPolicy):
+    """The callback (回拨) of a caller who gave up in a queue or left a message: an agent
+    of the ticket's unit is called first, then the citizen."""
+
+    #: Seconds the unit's agents may ring before the attempt counts as failed.
+    agent_ring_seconds: int = Field(default=30, ge=5, le=300)
+
+
 class CitySettings(_Strict):
     name: str = "Sample City"
     code: str = "city"
@@ -122,6 +172,9 @@ class Settings(_Strict):
     fallback: FallbackSettings = FallbackSettings()
     emergency: EmergencySettings = EmergencySettings()
     calls: CallSettings = CallSettings()
+    outbound: OutboundSettings = OutboundSettings()
+    followup: FollowupSettings = FollowupSettings()
+    callbacks: CallbackSettings = CallbackSettings()
     reports: ReportSettings = ReportSettings()
 
 

@@ -3,7 +3,14 @@
 
 from ivr.tickets.deadlines import DEFAULT_POLICY, DeadlinePolicy, load_deadlines
 from ivr.tickets.errors import IllegalTransition, InvalidTicketUpdate, TicketError, UnknownTicket
-from ivr.tickets.lifecycle import Action, Rating, Status, find_overdue, next_status
+from ivr.tickets.lifecycle import (
+    Action,
+    OutboundKind,
+    Rating,
+    Status,
+    find_overdue,
+    next_status,
+)
 from ivr.tickets.model import AuditEntry, Ticket, audit_as_json, ticket_as_json
 from ivr.tickets.store import TicketStore, upgrade_schema
 
@@ -14,6 +21,7 @@ __all__ = [
     "DeadlinePolicy",
     "IllegalTransition",
     "InvalidTicketUpdate",
+    "OutboundKind",
     "Rating",
     "Status",
     "Ticket",

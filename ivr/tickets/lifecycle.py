@@ -67,6 +67,14 @@ class Rating(StrEnum):
     DISSATISFIED = "dissatisfied"
 
 
+class OutboundKind(StrEnum):
+    """The calls the hotline places to a citizen: a follow-up of a resolved ticket (回访)
+    and a callback of a call nobody took (回拨)."""
+
+    FOLLOW_UP = "followup"
+    CALLBACK = "callback"
+
+
 _RATING_ALIASES: Mapping[str, Rating] = {
     "满意": Rating.SATISFIED,
     "基本满意": Rating.BASICALLY_SATISFIED,

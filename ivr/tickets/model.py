@@ -111,6 +111,15 @@ class Ticket(Base):
     #: The original ticket a merged duplicate was joined to.
     parent_id: Mapped[str | None] = mapped_column(ForeignKey("tickets.id"), index=True)
     updated_at: Mapped[datetime]
+    #: Outbound calls to the citizen: follow-up calls of a resolved ticket (counted afresh
+    #: each time it is resolved) and callbacks of a missed call, each attempt counted
+    #: before it is dialled; the audit trail tells how each went.
+    followup_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    followup_last_at: Mapped[datetime | None]
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_last_at: Mapped[datetime | None]
+    #: When the citizen answered the callback (an agent already on the line).
+    callback_done_at: Mapped[datetime | None]
 
 
 class AuditEntry(Base):
@@ -138,6 +147,8 @@ EXTRA_FIELDS: tuple[str, ...] = (
     "linkedid", "sip_call_id", "language", "caller_name", "location", "location_method",
     "route_hops", "variables", "outcome", "callback_requested", "from_110", "priority",
     "deadline", "overdue_at", "rating", "evaluation_score", "parent_id", "updated_at",
+    "followup_attempts", "followup_last_at", "callback_attempts", "callback_last_at",
+    "callback_done_at",
 )  # fmt: skip
 
 

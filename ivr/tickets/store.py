@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, event, or_, select, update
+from sqlalchemy import Connection, and_, event, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -44,8 +44,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from ivr.tickets.deadlines import DEFAULT_POLICY, DeadlinePolicy
 from ivr.tickets.errors import InvalidTicketUpdate, TicketError, UnknownTicket
 from ivr.tickets.lifecycle import (
+    FINAL_STATUSES,
     RUNNING_STATUSES,
     Action,
+    OutboundKind,
     Rating,
     Status,
     check_merge,
@@ -637,7 +639,13 @@ class TicketStore:
 
     async def resolve(self, ticket_id: str | int, *, actor: str, note: str | None = None,
                       now: datetime | None = None) -> Ticket:
-        return await self._act(ticket_id, Action.RESOLVE, actor=actor, note=note, now=now)
+        def apply(ticket: Ticket, _after: Status, _at: datetime) -> None:
+            # Every resolution is followed up, a reopened ticket's again from the start.
+            ticket.followup_attempts = 0
+            ticket.followup_last_at = None
+
+        return await self._act(ticket_id, Action.RESOLVE, actor=actor, note=note, now=now,
+                               apply=apply)
 
     async def follow_up(
         self,
@@ -764,6 +772,80 @@ class TicketStore:
             return [ticket.id for ticket in flagged]
 
         return await self._write(job)
+
+    async def record_outbound_attempt(
+        self,
+        ticket_id: str | int,
+        kind: OutboundKind,
+        *,
+        actor: str,
+        note: str,
+        now: datetime | None = None,
+    ) -> Ticket:
+        """Count one call to the citizen (follow-up or callback) BEFORE it is dialled: a
+        crash or a lost AMI reply then costs an attempt, never a second unexpected call."""
+        at = _aware(now, "now") if now else self._clock()
+
+        async def job(session: AsyncSession) -> Ticket:
+            ticket = await self._locked(session, ticket_id)
+            if kind is OutboundKind.FOLLOW_UP:
+                ticket.followup_attempts += 1
+                ticket.followup_last_at = at
+                attempt = ticket.followup_attempts
+            else:
+                ticket.callback_attempts += 1
+                ticket.callback_last_at = at
+                attempt = ticket.callback_attempts
+            ticket.updated_at = at
+            session.add(
+                AuditEntry(ticket_id=ticket.id, at=at, actor=actor, action=f"{kind.value}_call",
+                           from_status=ticket.status, to_status=ticket.status,
+                           note=f"attempt {attempt}: {note}")
+            )
+            await session.flush()
+            session.expunge(ticket)
+            return ticket
+
+        return await self._write(job)
+
+    async def callback_connected(
+        self, ticket_id: str | int, *, actor: str, note: str, now: datetime | None = None
+    ) -> Ticket:
+        """The citizen answered the callback, an agent already on the line: it is done."""
+        at = _aware(now, "now") if now else self._clock()
+
+        async def job(session: AsyncSession) -> Ticket:
+            ticket = await self._locked(session, ticket_id)
+            ticket.callback_done_at = at
+            ticket.updated_at = at
+            session.add(
+                AuditEntry(ticket_id=ticket.id, at=at, actor=actor, action="callback_done",
+                           from_status=ticket.status, to_status=ticket.status, note=note)
+            )
+            await session.flush()
+            session.expunge(ticket)
+            return ticket
+
+        return await self._write(job)
+
+    async def outbound_candidates(self, limit: int = 500) -> builtins.list[Ticket]:
+        """Tickets that may be owed a call, oldest first: resolved ones (a follow-up) and
+        ended calls marked for a callback not yet made. Calling hours, attempts and free
+        agents are the planner's to judge (ivr.outbound.plan)."""
+        owed_callback = and_(
+            Ticket.callback_requested.is_(True),
+            Ticket.callback_done_at.is_(None),
+            Ticket.ended_at.is_not(None),
+            Ticket.status.not_in([s.value for s in FINAL_STATUSES]),
+        )
+        query = (
+            select(Ticket)
+            .where(or_(Ticket.status == Status.RESOLVED.value, owed_callback))
+            .order_by(Ticket.number)
+            .limit(limit)
+        )
+        async with self._reading() as session:
+            return builtins.list((await session.scalars(query)).all())
 
     # -- reads ------------------------------------------------------------------------------
 

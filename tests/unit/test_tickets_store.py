@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from ivr.tickets.deadlines import DEFAULT_POLICY
 from ivr.tickets.errors import IllegalTransition, InvalidTicketUpdate, TicketError, UnknownTicket
+from ivr.tickets.lifecycle import OutboundKind
 from ivr.tickets.model import EXTRA_FIELDS, JSON_FIELDS, audit_as_json, ticket_as_json
 from ivr.tickets.store import TicketStore, upgrade_schema
 
@@ -443,3 +444,42 @@ async def test_caller_location_and_history_come_from_the_latest_located_ticket(
     history = await store.caller_history("13900000001")
     newest_first = [await store.by_linkedid(linkedid) for linkedid in ("b", "a")]
     assert [entry["ticket_id"] for entry in history] == [t.id for t in newest_first if t]
+
+
+async def test_outbound_attempts_are_counted_and_audited_before_dialling(
+    store: TicketStore,
+) -> None:
+    ticket_id = await _call(store, "out-1")
+    await store.resolve(ticket_id, actor="agent-1")
+    first = await store.record_outbound_attempt(
+        ticket_id, OutboundKind.FOLLOW_UP, actor="dialer", note="dialling 13800000000", now=NOW
+    )
+    assert first.followup_attempts == 1 and first.followup_last_at == NOW
+    assert [t.id for t in await store.outbound_candidates()] == [ticket_id]
+
+    rated = await store.follow_up(ticket_id, "dissatisfied", actor="followup-call")
+    assert rated.status == "reopened"
+    assert await store.outbound_candidates() == []
+    # Resolved again: a new follow-up round, from the first attempt.
+    again = await store.resolve(ticket_id, actor="agent-1")
+    assert again.followup_attempts == 0 and again.followup_last_at is None
+    notes = [(e.action, e.note) for e in await store.history(ticket_id)]
+    assert ("followup_call", "attempt 1: dialling 13800000000") in notes
+
+
+async def test_a_callback_is_owed_after_the_call_until_the_citizen_answers(
+    store: TicketStore,
+) -> None:
+    ticket_id = await _call(store, "out-2", callback_requested=True, outcome="abandoned")
+    assert await store.outbound_candidates() == []  # the call is still going on
+    await store.update_call("out-2", ended_at=NOW)
+    assert [t.id for t in await store.outbound_candidates()] == [ticket_id]
+
+    tried = await store.record_outbound_attempt(
+        ticket_id, OutboundKind.CALLBACK, actor="dialer", note="agent first", now=NOW
+    )
+    assert tried.callback_attempts == 1 and tried.callback_last_at == NOW
+    done = await store.callback_connected(ticket_id, actor="dialer", note="agent 1013", now=NOW)
+    assert done.callback_done_at == NOW
+    assert await store.outbound_candidates() == []
+    assert ticket_as_json(done)["callback_done_at"] == NOW.isoformat()

@@ -15,6 +15,7 @@ from ivr.menu.verbs.goto import GotoNode
 from ivr.menu.verbs.hangup import HangupNode
 from ivr.menu.verbs.menu import MenuNode
 from ivr.menu.verbs.play import PlayNode
+from ivr.menu.verbs.rate import RateNode
 from ivr.menu.verbs.record import RecordNode
 from ivr.menu.verbs.return_ import ReturnNode
 from ivr.menu.verbs.route import RouteNode
@@ -34,6 +35,7 @@ Node = (
     | TransferNode
     | RecordNode
     | HangupNode
+    | RateNode
 )
 #: verb name -> node model
 VERBS: dict[str, type[NodeBase]] = {
@@ -49,6 +51,7 @@ VERBS: dict[str, type[NodeBase]] = {
     "transfer": TransferNode,
     "record": RecordNode,
     "hangup": HangupNode,
+    "rate": RateNode,
 }
 #: For the JSON Schema: the node union told apart by ``verb``.
 AnyNode = Annotated[Node, Field(discriminator="verb")]
@@ -65,6 +68,7 @@ __all__ = [
     "Node",
     "NodeBase",
     "PlayNode",
+    "RateNode",
     "RecordNode",
     "ReturnNode",
     "RouteNode",

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 VARIABLE_NAME_PATTERN = r"^[a-z][a-z0-9_]*$"
 VariableName = Annotated[str, Field(pattern=VARIABLE_NAME_PATTERN)]
-#: Names the interpreter fills itself; a YAML ``set`` of them would be silently confusing.
-RESERVED_VARIABLES = frozenset({"language", "line", "caller"})
+#: Names the interpreter (or a verb of their own: ``rate``) fills; a YAML ``set`` of them
+#: would be silently confusing.
+RESERVED_VARIABLES = frozenset({"language", "line", "caller", "rating"})
 
 
 class SetNode(NodeBase):
