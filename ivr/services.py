@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from ivr.agent_board import AgentBoard
 from ivr.events import EventPublisher
 from ivr.home import Home
+from ivr.live_metrics import CallMetrics
 from ivr.menu import MenuTree
 from ivr.routing import RoutingTables
 from ivr.settings import Settings
@@ -80,3 +81,5 @@ class CallServices:
     answered_calls: set[str] = field(default_factory=set)
     #: When each emergency caller pressed the key, until the 110 centre answers (linkedid).
     emergency_started: dict[str, datetime] = field(default_factory=dict)
+    #: Live and finished calls for /metrics; registered nowhere unless the controller says.
+    call_metrics: CallMetrics = field(default_factory=lambda: CallMetrics(None))
