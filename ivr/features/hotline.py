@@ -148,6 +148,10 @@ class HotlineCall:
         await self.update(ended_at=self.services.clock(), **ended)
 
     def call_start(self) -> CallStart:
+            elif self.services.emergency_started.pop(self.linkedid, None) is not None:
+                # Gone while 110 rang: had 110 answered, DialEnd (ivr.call_events) would
+                # have taken the entry and written the hand-over.
+                ended["outcome"] = "caller_hung_up"
         return CallStart(
             line=self.line.number,
             caller=self.caller,
