@@ -1,15 +1,18 @@
 """``ivr report ...``: service metrics, line usage, department ranking and hotspots, from the
-home's ticket database. Rich tables for people, ``--json`` (and ``--csv``) for scripts; days,
-weeks and months are those of the routing's time zone. Errors are one line on stderr with exit
-code 1. No plots: matplotlib is not a dependency."""
+home's ticket database. Rich tables for people, ``--format csv|json`` for scripts (``--json``
+is short for ``--format json``), ``--plot FILE.png`` for a picture; days, weeks and months
+are those of the routing's time zone. Errors are one line on stderr with exit code 1."""
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Sequence
+import io
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
+from enum import StrEnum
 from pathlib import Path
+from types import ModuleType
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -49,7 +52,20 @@ report_app = typer.Typer(
     no_args_is_help=True,
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    CSV = "csv"
+    JSON = "json"
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON (same as --format json).")]
+FormatOpt = Annotated[
+    OutputFormat, typer.Option("--format", help="table for people, csv or json for scripts.")
+]
+PlotOpt = Annotated[
+    Path | None, typer.Option("--plot", help="Also draw the report as a PNG to this file.")
+]
 SinceOpt = Annotated[
     str | None,
     typer.Option("--since", help="Only calls since this date (YYYY-MM-DD, local) or ISO time."),
@@ -85,6 +101,31 @@ def _records(ctx: typer.Context, since: datetime | None) -> list[TicketRecord]:
     return _with_store(ctx, lambda store: load_records(store, since=since))
 
 
+def _chosen(output: OutputFormat, as_json: bool) -> OutputFormat:
+    return OutputFormat.JSON if as_json else output
+
+
+def _csv_text(fields: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(fields), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def _plot(path: Path | None, draw: Callable[[ModuleType, Path], None]) -> None:
+    """``draw(plots, path)`` with :mod:`ivr.reports.plots`, imported only here: matplotlib
+    takes about half a second to load, which every other ``ivr`` command should not pay."""
+    if path is None:
+        return
+    from ivr.reports import plots
+
+    try:
+        draw(plots, path)
+    except OSError as exc:
+        _fail(f"{path}: {exc.strerror or exc}")
+
+
 def _percent(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}%"
 
@@ -102,13 +143,9 @@ def _row_json(row: Any) -> dict[str, Any]:
 # -- service ----------------------------------------------------------------------------------
 
 
-def _write_csv(path: Path, rows: Sequence[ServiceMetrics]) -> None:
+def _service_csv(rows: Sequence[ServiceMetrics]) -> str:
     names = [field.name for field in dataclasses.fields(ServiceMetrics)]
-    with path.open("w", newline="", encoding="utf-8") as out:
-        writer = csv.DictWriter(out, fieldnames=names)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow(dataclasses.asdict(row))
+    return _csv_text(names, (dataclasses.asdict(row) for row in rows))
 
 
 def _service_table(rows: Sequence[ServiceMetrics], by: GroupBy, answer_within: float) -> Table:
@@ -149,9 +186,12 @@ def service(
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")
     ] = None,
+    output: FormatOpt = OutputFormat.TABLE,
+    plot: PlotOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Calls offered, answered, abandoned; service level, waits, talk, on-time, satisfaction."""
+    """Calls offered, answered, abandoned; service level, waits, talk, on-time, satisfaction;
+    per unit, level or line, per day, week or month."""
     deployment = _deployment(ctx)
     tz = deployment.routing.timezone
     records = _records(ctx, _since(since, tz))
@@ -166,11 +206,20 @@ def service(
     )
     if csv_file is not None:
         try:
-            _write_csv(csv_file, rows)
+            csv_file.write_text(_service_csv(rows), encoding="utf-8")
         except OSError as exc:
             _fail(f"{csv_file}: {exc.strerror or exc}")
-    if as_json:
+    _plot(
+        plot,
+        lambda plots, path: plots.plot_service(
+            rows, path, by=by.value, answer_within=answer_within
+        ),
+    )
+    output = _chosen(output, as_json)
+    if output is OutputFormat.JSON:
         _print_json([_row_json(row) for row in rows])
+    elif output is OutputFormat.CSV:
+        typer.echo(_service_csv(rows), nl=False)
     else:
         Console().print(_service_table(rows, by, answer_within))
 
@@ -207,8 +256,36 @@ def _lines_table(report: LineUsageReport, deployment: Deployment) -> Table:
     return table
 
 
+def _lines_csv(report: LineUsageReport, deployment: Deployment) -> str:
+    lines = deployment.routing.lines
+    fields = ["line", "name", "kind", *report.months, "total", "average_per_month",
+              "months_under_used", "months_under_idle"]  # fmt: skip
+    rows = []
+    for usage in report.lines:
+        line = lines.get(usage.line)
+        rows.append(
+            {
+                "line": usage.line,
+                "name": line.name.zh if line else "",
+                "kind": line.kind if line else "",
+                **dict(usage.monthly),
+                "total": usage.total,
+                "average_per_month": round(usage.average_per_month, 3),
+                "months_under_used": usage.months_under_used,
+                "months_under_idle": usage.months_under_idle,
+            }
+        )
+    return _csv_text(fields, rows)
+
+
 @report_app.command("lines")
-def lines_report(ctx: typer.Context, since: SinceOpt = None, as_json: JsonOpt = False) -> None:
+def lines_report(
+    ctx: typer.Context,
+    since: SinceOpt = None,
+    output: FormatOpt = OutputFormat.TABLE,
+    plot: PlotOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Calls per month on 12345 and each old number, as the essay counted Jinhua's lines."""
     deployment = _deployment(ctx)
     tz = deployment.routing.timezone
@@ -218,7 +295,12 @@ def lines_report(ctx: typer.Context, since: SinceOpt = None, as_json: JsonOpt = 
     if since_at is not None:
         months = month_range(since_at.astimezone(tz).date(), utc_now().astimezone(tz).date())
     report = line_usage(records, tz=tz, lines=deployment.routing.lines, months=months)
-    if as_json:
+    _plot(plot, lambda plots, path: plots.plot_lines(report, path))
+    output = _chosen(output, as_json)
+    if output is OutputFormat.CSV:
+        typer.echo(_lines_csv(report, deployment), nl=False)
+        return
+    if output is OutputFormat.JSON:
         _print_json(
             {
                 "months": list(report.months),
@@ -270,7 +352,12 @@ def _ranking_table(
 
 
 @report_app.command("ranking")
-def ranking(ctx: typer.Context, since: SinceOpt = None, as_json: JsonOpt = False) -> None:
+def ranking(
+    ctx: typer.Context,
+    since: SinceOpt = None,
+    output: FormatOpt = OutputFormat.TABLE,
+    as_json: JsonOpt = False,
+) -> None:
     """Units scored by the weights of config/ranking.yaml, best first."""
     deployment = _deployment(ctx)
     try:
@@ -280,8 +367,14 @@ def ranking(ctx: typer.Context, since: SinceOpt = None, as_json: JsonOpt = False
     records = _records(ctx, _since(since, deployment.routing.timezone))
     levels = {code: unit.level for code, unit in deployment.routing.units.items()}
     rows = rank_units(records, config, now=utc_now(), unit_levels=levels)
-    if as_json:
+    output = _chosen(output, as_json)
+    if output is OutputFormat.JSON:
         _print_json([_row_json(row) for row in rows])
+        return
+    if output is OutputFormat.CSV:
+        data = [_row_json(row) for row in rows]
+        fields = [field.name for field in dataclasses.fields(RankedUnit)]
+        typer.echo(_csv_text(fields, data), nl=False)
         return
     weights = config.weights.as_mapping()
     shown = [name for name in _RATES if weights[name] > 0]
@@ -327,6 +420,8 @@ def hotspots(
         bool,
         typer.Option("--all-levels", help="Keep a place's hotspot when a place below is hot."),
     ] = False,
+    output: FormatOpt = OutputFormat.TABLE,
+    plot: PlotOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Unusual rises of tickets by category and place against their own past weeks."""
@@ -344,8 +439,14 @@ def hotspots(
     found = detect_hotspots(records, places, tz=tz, settings=settings, since=first_day)
     if not all_levels:
         found = collapse_nested(found, places)
-    if as_json:
+    _plot(plot, lambda plots, path: plots.plot_hotspots(found, path))
+    output = _chosen(output, as_json)
+    if output is OutputFormat.JSON:
         _print_json([_row_json(hotspot) for hotspot in found])
+    elif output is OutputFormat.CSV:
+        fields = [field.name for field in dataclasses.fields(Hotspot)]
+        rows = [{**_row_json(h), "ticket_ids": " ".join(h.ticket_ids)} for h in found]
+        typer.echo(_csv_text(fields, rows), nl=False)
     else:
         Console().print(_hotspots_table(found, deployment))
 

@@ -154,3 +154,90 @@ def test_hotspots(home: Home) -> None:
     code, out, err = _run(home, "hotspots", "--all-levels")
     assert code == 0, err
     assert "3 hotspot(s)" in out and "c-west-1-1" in out
+
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_ok(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC)
+    assert len(data) > 10_000  # axes, bars and labels, not an empty canvas
+
+
+def test_service_by_level_per_day_as_csv(home: Home) -> None:
+    start = TODAY_NOON - timedelta(days=2)
+    code, out, err = _run(home, "service", "--by", "level", "--period", "day",
+                          "--since", start.date().isoformat(), "--format", "csv")  # fmt: skip
+    assert code == 0, err
+    rows = {(row["group"], row["period"]): row for row in csv.DictReader(out.splitlines())}
+    day = (start + timedelta(hours=8)).date().isoformat()  # Shanghai's calendar day
+    # All three calls end at street level (the consumer matter was sent back by amr and
+    # handed to s-east-1): answered after 12 s, abandoned after 40 s, answered after 30 s.
+    assert [key for key in rows if key[1] == day] == [("street", day)]
+    street = rows[("street", day)]
+    assert (street["calls"], street["offered"], street["answered"], street["abandoned"]) == (
+        "3", "3", "2", "1"
+    )  # fmt: skip
+    # Only the 12 s wait is within the 20 s of the service level.
+    assert street["answered_within"] == "1"
+    assert float(street["service_level"]) == pytest.approx(1 / 3)
+    assert float(street["average_wait"]) == pytest.approx(82 / 3)
+    assert float(street["p90_wait"]) == 40.0 and float(street["average_talk"]) == 90.0
+    # Both assigned matters had 24 h, now past: the worked one was resolved within them, the
+    # returned one is still open.
+    assert (street["due"], street["resolved_on_time"], float(street["on_time_rate"])) == (
+        "2", "1", 0.5
+    )  # fmt: skip
+    assert (street["rated"], street["satisfied"], float(street["satisfaction_rate"])) == (
+        "1", "1", 1.0
+    )  # fmt: skip
+    rows_json = _run(home, "service", "--by", "level", "--period", "day", "--since",
+                     start.date().isoformat(), "--format", "json")[1]  # fmt: skip
+    assert len(json.loads(rows_json)) == len(rows)
+
+
+def test_service_plot_is_a_png(home: Home, tmp_path: Path) -> None:
+    for args in (["--by", "unit", "--period", "week"], ["--by", "line"]):
+        plot = tmp_path / f"service-{args[1]}.png"
+        code, _, err = _run(home, "service", *args, "--plot", str(plot), "--format", "json")
+        assert code == 0, err
+        _png_ok(plot)
+
+
+def test_lines_as_csv_and_plot(home: Home, tmp_path: Path) -> None:
+    plot = tmp_path / "lines.png"
+    code, out, err = _run(home, "lines", "--format", "csv", "--plot", str(plot))
+    assert code == 0, err
+    reader = csv.DictReader(out.splitlines())
+    rows = {row["line"]: row for row in reader}
+    months = [name for name in reader.fieldnames or [] if name[:2] == "20"]
+    # 12315 took one call, the day before yesterday; 12320 none.
+    assert sum(int(rows["12315"][month]) for month in months) == 1
+    assert rows["12315"]["total"] == "1" and rows["12320"]["total"] == "0"
+    # 12345: 2 calls two days ago, 28 noise calls, 9 environment calls today.
+    assert rows["12345"]["total"] == "39"
+    assert rows["12315"]["name"] and rows["12345"]["kind"]
+    _png_ok(plot)
+
+
+def test_hotspots_as_csv_and_plot(home: Home, tmp_path: Path) -> None:
+    plot = tmp_path / "hotspots.png"
+    code, out, err = _run(home, "hotspots", "--format", "csv", "--plot", str(plot))
+    assert code == 0, err
+    [row] = csv.DictReader(out.splitlines())
+    assert (row["place"], row["category"], row["count"]) == ("c-west-1-1", "environment", "9")
+    assert len(row["ticket_ids"].split()) == 9
+    _png_ok(plot)
+
+
+def test_ranking_as_csv(home: Home) -> None:
+    code, out, err = _run(home, "ranking", "--format", "csv")
+    assert code == 0, err
+    rows = {row["unit"]: row for row in csv.DictReader(out.splitlines())}
+    assert float(rows["amr"]["returned_rate"]) == 1.0
+
+
+def test_a_plot_that_cannot_be_written_is_one_line(home: Home, tmp_path: Path) -> None:
+    code, _, err = _run(home, "lines", "--plot", str(tmp_path / "missing" / "lines.png"))
+    assert code == 1 and err.startswith("error: ") and len(err.splitlines()) == 1
