@@ -17,20 +17,29 @@ from functools import partial
 from pathlib import Path
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from ivr.agent_board import AgentBoard, MemberState
 from ivr.agi import FastAgiServer
 from ivr.ami import AmiClient, AmiMessage, AmiNotConnected
-from ivr.call_events import CALL_EVENTS, CallEventRecorder
+from ivr.call_events import CALL_EVENTS, CallEventRecorder, queue_units
 from ivr.deployment import Deployment, DeploymentHolder
 from ivr.events import EventNotifier
 from ivr.features import hotline
 from ivr.home import Home
+from ivr.hotspot_alarms import run_hotspot_scheduler
+from ivr.live_metrics import (
+    QUEUE_CALLER_EVENTS,
+    CallMetrics,
+    HotlineCollector,
+    MetricsServer,
+    QueueCallers,
+)
 from ivr.overdue import run_scheduler
 from ivr.reconcile import default_cdr_path, reconcile
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore
 from ivr.services import CallServices, utc_now
-from ivr.settings import database_url
+from ivr.settings import Settings, database_url
 from ivr.spool import SpoolingTicketWriter, TicketSpool, default_spool_path
 from ivr.tickets import TicketStore
 from ivr.yamlsource import Problem
@@ -58,6 +67,10 @@ class Controller:
         self.ami: AmiClient | None = None
         self.agi: FastAgiServer | None = None
         self.notifier: EventNotifier | None = None
+        #: The one registry of every Prometheus figure, the notifier's included.
+        self.registry = CollectorRegistry()
+        self.queue_callers = QueueCallers()
+        self.metrics_server: MetricsServer | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -73,7 +86,7 @@ class Controller:
         self.writer = SpoolingTicketWriter(self.store, TicketSpool(default_spool_path(self.home)))
         await self.writer.start()
         # The one publisher of events; with MQTT switched off it publishes nothing.
-        self.notifier = EventNotifier(settings.mqtt)
+        self.notifier = EventNotifier(settings.mqtt, registry=self.registry)
         await self.notifier.start()
         services = CallServices(
             home=self.home,
@@ -84,6 +97,7 @@ class Controller:
             pbx_home=self.pbx_home,
             notifier=self.notifier,
             clock=self.clock,
+            call_metrics=CallMetrics(self.registry),
         )
         recorder = CallEventRecorder(services)
         secrets = SecretStore.for_home(self.home)
@@ -96,6 +110,10 @@ class Controller:
         )
         for name in MEMBER_EVENTS:
             self.ami.on_event(name, lambda message: self.board.apply(_fields(message)))
+        for name in QUEUE_CALLER_EVENTS:
+            self.ami.on_event(
+                name, lambda message: self.queue_callers.apply(_fields(message), self.clock())
+            )
         for name in CALL_EVENTS:
             self.ami.on_event(name, partial(self._on_call_event, recorder))
         try:
@@ -124,8 +142,52 @@ class Controller:
                 )
             )
         )
+        await self._start_reports(settings)
         self._write_state()
         log.info("controller ready", agi_port=self.agi.port, ami_port=settings.pbx.ami_port)
+
+    async def _start_reports(self, settings: Settings) -> None:
+        """Hotspot alarms, and the operators' figures on /metrics (docs/metrics.md)."""
+        assert self.store is not None and self.notifier is not None
+        reports = settings.reports
+        if reports.hotspot_interval_minutes > 0:
+            self._tasks.append(
+                asyncio.create_task(
+                    run_hotspot_scheduler(
+                        self.store,
+                        lambda: self.deployments.current.routing,
+                        self.notifier,
+                        self.clock,
+                        reports.hotspot_interval_minutes * 60,
+                    )
+                )
+            )
+        if settings.controller.metrics_port == 0:
+            return
+        collector = HotlineCollector(
+            self.board,
+            self.queue_callers,
+            lambda: {
+                queue: unit
+                for queue, (unit, _) in queue_units(self.deployments.current.routing).items()
+            },
+            self.clock,
+            reports.answer_within_seconds,
+            reports.service_level_window_minutes,
+        )
+        self.registry.register(collector)
+        self._tasks.append(asyncio.create_task(collector.run_service_level(self.store)))
+        server = MetricsServer(
+            self.registry, settings.controller.metrics_host, settings.controller.metrics_port
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            # Calls matter more than figures: the hotline runs on without them.
+            log.error("metrics endpoint not started", port=server.port, error=str(exc))
+            return
+        self.metrics_server = server
+        log.info("metrics served", url=f"http://{server.host}:{server.port}/metrics")
 
     async def _on_call_event(self, recorder: CallEventRecorder, message: AmiMessage) -> None:
         try:
@@ -139,6 +201,8 @@ class Controller:
         if self.ami is None:
             return
         members = await self.ami.queue_status()
+        # Who waits is told by events only: forget callers whose leaving may have been missed.
+        self.queue_callers.clear()
         self.board.replace_all(
             MemberState(m.queue, m.interface, m.status, m.paused, m.paused_reason) for m in members
         )
@@ -187,6 +251,8 @@ class Controller:
                 await task
         if self.agi is not None:
             await self.agi.close()
+        if self.metrics_server is not None:
+            await self.metrics_server.close()
         if self.ami is not None:
             await self.ami.close()
         if self.notifier is not None:

@@ -89,12 +89,16 @@ class HotlineCall:
         #: What a hang-up at this point of the call means; None where the AMI events tell
         #: it better (in a queue: answered by an agent, or abandoned).
         self.hangup_outcome: str | None = "caller_hung_up"
+        #: The outcome last written on the ticket by this call.
+        self.outcome: str | None = None
 
     @property
     def linkedid(self) -> str:
         return self.args.linkedid
 
     async def update(self, **fields: Any) -> None:
+        if "outcome" in fields:
+            self.outcome = fields["outcome"]
         await self.services.tickets.update_call(self.linkedid, **fields)
 
     async def run(self) -> None:
@@ -143,15 +147,18 @@ class HotlineCall:
                 ended = await self.left_queue(self.queued_at)
             elif self.hangup_outcome:
                 ended["outcome"] = self.hangup_outcome
-        finally:
-            self.services.answered_calls.discard(self.linkedid)
-        await self.update(ended_at=self.services.clock(), **ended)
-
-    def call_start(self) -> CallStart:
             elif self.services.emergency_started.pop(self.linkedid, None) is not None:
                 # Gone while 110 rang: had 110 answered, DialEnd (ivr.call_events) would
                 # have taken the entry and written the hand-over.
                 ended["outcome"] = "caller_hung_up"
+        finally:
+            answered = self.linkedid in self.services.answered_calls
+            self.services.answered_calls.discard(self.linkedid)
+        await self.update(ended_at=self.services.clock(), **ended)
+        if answered:
+            self.outcome = "answered"  # written by ivr.call_events on AgentConnect
+
+    def call_start(self) -> CallStart:
         return CallStart(
             line=self.line.number,
             caller=self.caller,
@@ -355,6 +362,7 @@ class HotlineCall:
             self.hangup_outcome = "caller_hung_up"
             status = (await self.session.get_variable("DIALSTATUS")) or ""
             if status == "ANSWER":
+                self.outcome = "transferred_110"  # written by ivr.call_events on DialEnd
                 return
             log.warning("110 trunk did not answer", trunk=endpoint, status=status)
         self.services.emergency_started.pop(self.linkedid, None)
@@ -387,4 +395,6 @@ async def handle(session: AgiSession, services: CallServices) -> None:
         # Not a line of ours: the dialplan's fallback still puts the caller to a person.
         log.error("call on unknown line", line=args.line)
         return
-    await HotlineCall(session, services, deployment, line, args).run()
+    call = HotlineCall(session, services, deployment, line, args)
+    with services.call_metrics.live_call(line.number, lambda: call.outcome or "unknown"):
+        await call.run()

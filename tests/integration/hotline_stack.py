@@ -52,7 +52,7 @@ def make_home(
             "rtp_port_start": rtp_start,
             "rtp_port_end": rtp_start + 998,
         },
-        "controller": {"agi_port": free_port()},
+        "controller": {"agi_port": free_port(), "metrics_port": free_port()},
         "database": {"url": "sqlite+aiosqlite:///tickets.db"},
         "emergency": {"trunk": {"host": "127.0.0.1", "port": free_port(udp)}},
     }
