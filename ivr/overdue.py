@@ -58,7 +58,8 @@ async def escalate_overdue(
         )
         if parent is not None:
             try:
-                moved = await store.dispatch(
+                # Announced with every other change by ivr.ticket_feed.
+                await store.dispatch(
                     ticket_id,
                     parent.code,
                     actor=ACTOR,
@@ -69,17 +70,6 @@ async def escalate_overdue(
             except TicketError as exc:
                 log.warning("overdue ticket not escalated", ticket=ticket_id, reason=str(exc))
                 parent = None
-            else:
-                notifier.publish(
-                    "ticket.changed",
-                    {
-                        "ticket_id": ticket_id,
-                        "from_status": ticket.status,
-                        "to_status": moved.status,
-                        "action": "dispatch",
-                        "actor": ACTOR,
-                    },
-                )
         done.append(Escalation(ticket_id, ticket.unit, parent.code if parent else None))
     return done
 

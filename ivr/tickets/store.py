@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, and_, event, or_, select, update
+from sqlalchemy import Connection, and_, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
@@ -964,6 +964,24 @@ class TicketStore:
             query = query.limit(limit)
         async with self._reading() as session:
             return builtins.list((await session.scalars(query)).all())
+
+    async def last_audit_entry(self) -> int:
+        """The number of the newest audit row (0 when there is none)."""
+        async with self._reading() as session:
+            found: int | None = await session.scalar(select(func.max(AuditEntry.entry)))
+            return found or 0
+
+    async def audit_after(self, entry: int, limit: int = 500) -> builtins.list[AuditEntry]:
+        """The audit rows of every ticket numbered after ``entry``, oldest first: the feed
+        of ticket changes, whichever process made them."""
+        async with self._reading() as session:
+            rows = await session.scalars(
+                select(AuditEntry)
+                .where(AuditEntry.entry > entry)
+                .order_by(AuditEntry.entry)
+                .limit(limit)
+            )
+            return builtins.list(rows.all())
 
     async def history(self, ticket_id: str | int) -> builtins.list[AuditEntry]:
         """The audit rows of one ticket, oldest first; raises UnknownTicket."""
