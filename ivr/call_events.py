@@ -121,6 +121,7 @@ class CallEventRecorder:
                     "linkedid": linkedid,
                     "agent": agent,
                     "talk_seconds": talk,
+                    "outcome": "answered",
                     "hung_up_by": event.get("reason", ""),
                 },
             )

@@ -31,9 +31,12 @@ from ivr.tickets.model import TICKET_ID_PREFIX, Ticket
 
 _log = structlog.get_logger(__name__)
 
-RecordingKind = Literal["call", "message"]
+RecordingKind = Literal["call", "message", "followup"]
 RECORDING_SUFFIX = ".wav"
 MESSAGE_MARK = "-message"
+#: The reason a citizen gives for a dissatisfied follow-up (回访).
+FOLLOWUP_MARK = "-followup"
+_MARKS: Mapping[RecordingKind, str] = {"message": MESSAGE_MARK, "followup": FOLLOWUP_MARK}
 #: Statuses after which nobody needs to hear the call again: the matter is finished.
 DONE_STATUSES: frozenset[Status] = FINAL_STATUSES | {Status.EVALUATED}
 
@@ -54,9 +57,15 @@ def recording_name(ticket_id: str, kind: RecordingKind = "call") -> str:
     """The base name of a ticket's recording: ``T20261127-000042`` or ``...-message``."""
     if not _SAFE_NAME.match(ticket_id):
         raise ValueError(f"{ticket_id!r} cannot name a recording (letters, digits, - and _)")
-    if kind not in ("call", "message"):
-        raise ValueError(f"unknown recording kind {kind!r}; kinds: call, message")
-    return ticket_id + (MESSAGE_MARK if kind == "message" else "")
+    if kind not in ("call", *_MARKS):
+        raise ValueError(f"unknown recording kind {kind!r}; kinds: call, {', '.join(_MARKS)}")
+    return ticket_id + _MARKS.get(kind, "")
+
+
+def call_stem(linkedid: str) -> str:
+    """What names a call's recording while its ticket id is unknown (the ticket is spooled
+    during a database outage): the linkedid, whose dot a name may not hold."""
+    return "call-" + re.sub(r"[^A-Za-z0-9_-]", "-", linkedid)
 
 
 def recording_path(
@@ -87,8 +96,10 @@ def parse_recording_name(file_name: str) -> tuple[str, RecordingKind] | None:
     """(ticket id, kind) of a recording's file name; None when no ticket names it."""
     stem = file_name.split(".", 1)[0]
     kind: RecordingKind = "call"
-    if stem.endswith(MESSAGE_MARK):
-        stem, kind = stem[: -len(MESSAGE_MARK)], "message"
+    for marked, mark in _MARKS.items():
+        if stem.endswith(mark):
+            stem, kind = stem[: -len(mark)], marked
+            break
     return (stem, kind) if _TICKET_ID.match(stem) else None
 
 

@@ -40,7 +40,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy.exc
 import structlog
@@ -111,6 +111,42 @@ def is_database_outage(exc: BaseException) -> bool:
     if isinstance(exc, _OUTAGE_ERRORS):
         return True
     return isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated
+
+
+class HistoryReader(Protocol):
+    async def caller_history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]: ...
+    async def caller_location(self, caller: str) -> str | None: ...
+
+
+_Read = TypeVar("_Read")
+#: A read a live call waits for; past it the call goes on without the answer.
+DEFAULT_READ_TIMEOUT = 1.0
+
+
+@dataclass
+class OutageTolerantHistory:
+    """The caller's history as a live call reads it (routing by earlier tickets, the agent's
+    screen pop): during a database outage, or when a read hangs, the call goes on as for a
+    caller with no history, instead of failing into the dialplan's fallback."""
+
+    store: HistoryReader
+    timeout: float = DEFAULT_READ_TIMEOUT
+
+    async def caller_history(self, caller: str, limit: int = 5) -> list[dict[str, Any]]:
+        found = await self._read(self.store.caller_history(caller, limit), "caller_history")
+        return found if found is not None else []
+
+    async def caller_location(self, caller: str) -> str | None:
+        return await self._read(self.store.caller_location(caller), "caller_location")
+
+    async def _read(self, read: Awaitable[_Read], what: str) -> _Read | None:
+        try:
+            return await asyncio.wait_for(read, self.timeout)
+        except Exception as exc:
+            if not is_database_outage(exc):
+                raise
+            _log.warning("history.unavailable", read=what, error=f"{type(exc).__name__}: {exc}")
+            return None
 
 
 # -- records --------------------------------------------------------------------------------
