@@ -47,9 +47,8 @@ from ivr.pbx.asterisk import wait_fully_booted
 from ivr.ports import free_port, free_port_pair
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore, agent_secret_name
 from ivr.settings import database_url
-from ivr.sipp.peers import VOICE_PCAP, AgentPhone, CitizenCall, PhoneProcess, sipp_binary
-from ivr.sipp.peers import _render as render_scenario
-from ivr.stack import Pbx
+from ivr.sipp.peers import AgentPool, CitizenCall, PhoneProcess, sipp_binary
+from ivr.stack import Pbx, add_simulated_agents
 from ivr.tickets import TicketStore
 
 BENCH_DIR = Path(__file__).parent
@@ -123,17 +122,7 @@ def make_bench_home(root: Path) -> Home:
         "emergency": {"trunk": {"host": "127.0.0.1", "port": free_port(socket.SOCK_DGRAM)}},
     }
     (root / "config" / "hotline.yaml").write_text(yaml.safe_dump(settings))
-    agents = root / "routing" / "agents.yaml"
-    extra = "".join(
-        f'  - {{id: "{agent}", name: 压测{agent}, unit: d-east, languages: [zh, en]}}\n'
-        for agent in agent_ids()
-    )
-    agents.write_text(agents.read_text(encoding="utf-8") + extra, encoding="utf-8")
-    units = root / "routing" / "units.yaml"
-    text = units.read_text(encoding="utf-8")
-    head, east = text.split("  - code: d-east\n", 1)
-    east = east.replace("queue: {queue_timeout: 90}", "queue: {queue_timeout: 90, wrapup: 0}", 1)
-    units.write_text(head + "  - code: d-east\n" + east, encoding="utf-8")
+    add_simulated_agents(root, "d-east", agent_ids())
     return Home(root)
 
 
@@ -199,31 +188,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-async def start_uas(phone: PhoneProcess) -> None:
-    """PhoneProcess.start with the scenario made well-formed XML: the agent template's
-    Contact regexp has a bare '<' in an attribute, which SIPp's parser refuses."""
-    phone.work_dir.mkdir(parents=True, exist_ok=True)
-    scenario = phone.work_dir / f"phone-{phone.user}-{phone.local_port}.xml"
-    text = render_scenario("agent.xml.j2", user=phone.user, answer=phone.answer,
-                           ring_ms=phone.ring_ms, talk_ms=phone.talk_ms,
-                           voice_pcap=str(VOICE_PCAP))
-    text = re.sub(r'regexp="([^"]*)"',
-                  lambda m: 'regexp="{}"'.format(
-                      m.group(1).replace("<", "&lt;").replace(">", "&gt;")), text)
-    scenario.write_text(text)
-    phone.process = await asyncio.create_subprocess_exec(
-        "nice", "-n", "5", sipp_binary(), "-sf", str(scenario),
-        "-i", "127.0.0.1", "-p", str(phone.local_port),
-        "-mi", "127.0.0.1", "-mp", str(free_port_pair()), "-nostdin",
-        "-trace_err", "-error_file", str(phone.work_dir / f"phone-{phone.user}.err"),
-        "-trace_msg", "-message_file", str(phone.message_file),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-        cwd=str(phone.work_dir))
-    await asyncio.sleep(0.2)
-    if phone.process.returncode is not None:
-        raise RuntimeError(f"SIPp phone {phone.user} exited at start; see {phone.work_dir}")
 
 
 @dataclass
@@ -305,21 +269,17 @@ class LoadStack:
         secrets = SecretStore.for_home(self.home)
         work = self.home.var_dir / "phones"
         pbx = self.settings.pbx
-        phones = [
-            AgentPhone(user=agent, secret=secrets.get(agent_secret_name(agent)),
-                       pbx_host=pbx.bind, pbx_port=pbx.sip_port, ring_ms=AGENT_RING_MS,
-                       talk_ms=AGENT_TALK_MS, local_port=self.agents_port, work_dir=work)
-            for agent in agent_ids()
-        ]
-        for phone in phones:
-            await phone.register()
-        answering = phones[0]
-        await start_uas(answering)
-        self.phones.append(answering)
+        pool = AgentPool(user="pool", agents={a: secrets.get(agent_secret_name(a))
+                                              for a in agent_ids()},
+                         pbx_host=pbx.bind, pbx_port=pbx.sip_port, ring_ms=AGENT_RING_MS,
+                         talk_ms=AGENT_TALK_MS, local_port=self.agents_port, niceness=5,
+                         work_dir=work)
         centre = PhoneProcess(user="110", local_port=self.settings.emergency.trunk.port,
-                              ring_ms=300, talk_ms=1000, work_dir=work)
-        await start_uas(centre)
-        self.phones.append(centre)
+                              ring_ms=300, talk_ms=1000, fixed_port=True, niceness=5,
+                              work_dir=work)
+        for phone in (pool, centre):
+            await phone.start()
+            self.phones.append(phone)
 
     @property
     def centre(self) -> PhoneProcess:

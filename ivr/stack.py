@@ -4,9 +4,12 @@ started, and, for demos and tests, simulated SIP phones for every agent and the 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import structlog
+import yaml
 
 from ivr.deployment import Deployment
 from ivr.home import Home
@@ -15,7 +18,7 @@ from ivr.pbx.asterisk import AsteriskProcess, Provisioned, provision, wait_fully
 from ivr.pbx.plan import build_plan
 from ivr.pbx.render import write_files
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore, agent_secret_name
-from ivr.sipp.peers import AgentPhone, PhoneProcess
+from ivr.sipp.peers import AgentPhone, AgentPool, PhoneProcess
 
 log = structlog.get_logger(__name__)
 
@@ -80,13 +83,33 @@ class SimulatedPhones:
     silent: frozenset[str] = frozenset()
     #: Whether the simulated 110 centre answers (or lets the trunk ring unanswered).
     centre_answers: bool = True
+    #: Agents that share one phone process answering any number of calls (load tests).
+    pooled: frozenset[str] = frozenset()
+    niceness: int = 0
     phones: list[PhoneProcess] = field(default_factory=list)
 
     async def start(self) -> None:
         secrets = SecretStore.for_home(self.home)
         settings = self.deployment.settings
         work = self.home.var_dir / "phones"
-        agents = [a for a in self.deployment.routing.agents.values() if a.id not in self.absent]
+        agents = [
+            a
+            for a in self.deployment.routing.agents.values()
+            if a.id not in self.absent and a.id not in self.pooled
+        ]
+        if self.pooled:
+            self.phones.append(
+                AgentPool(
+                    user="pool",
+                    agents={a: secrets.get(agent_secret_name(a)) for a in self.pooled},
+                    pbx_host=settings.pbx.bind,
+                    pbx_port=settings.pbx.sip_port,
+                    ring_ms=self.ring_ms,
+                    talk_ms=self.talk_ms,
+                    niceness=self.niceness,
+                    work_dir=work,
+                )
+            )
         for agent in sorted(agents, key=lambda a: a.id):
             phone = AgentPhone(
                 user=agent.id,
@@ -96,6 +119,7 @@ class SimulatedPhones:
                 ring_ms=self.ring_ms,
                 talk_ms=self.talk_ms,
                 answer=agent.id not in self.silent,
+                niceness=self.niceness,
                 work_dir=work,
             )
             self.phones.append(phone)
@@ -105,6 +129,7 @@ class SimulatedPhones:
             ring_ms=300,
             answer=self.centre_answers,
             fixed_port=True,
+            niceness=self.niceness,
             work_dir=work,
         )
         self.phones.append(centre)
@@ -113,3 +138,22 @@ class SimulatedPhones:
     async def stop(self) -> None:
         await asyncio.gather(*(phone.stop() for phone in self.phones))
         self.phones.clear()
+
+
+def add_simulated_agents(root: Path, unit: str, agent_ids: Sequence[str]) -> None:
+    """Give ``unit`` of the home at ``root`` more agents (ids ``agent_ids``, speaking zh and
+    en) and no wrap-up, so that each answers again at once: load tests and benches."""
+    agents = root / "routing" / "agents.yaml"
+    extra = "".join(
+        f'  - {{id: "{agent}", name: 压测{agent}, unit: {unit}, languages: [zh, en]}}\n'
+        for agent in agent_ids
+    )
+    agents.write_text(agents.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    units_file = root / "routing" / "units.yaml"
+    units = yaml.safe_load(units_file.read_text(encoding="utf-8"))
+    for entry in units["units"]:
+        if entry["code"] == unit:
+            entry.setdefault("queue", {})["wrapup"] = 0
+    units_file.write_text(
+        yaml.safe_dump(units, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )

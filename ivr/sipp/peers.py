@@ -76,6 +76,18 @@ def key_steps(keys: str, *, first_delay_ms: int, gap_ms: int, no_input_ms: int) 
     return steps
 
 
+def played_steps(
+    keys: str, work_dir: Path, name: str, *, first_delay_ms: int, gap_ms: int, no_input_ms: int
+) -> list[KeyStep]:
+    """``key_steps`` with each key's RFC 4733 capture written under ``work_dir``."""
+    steps = key_steps(keys, first_delay_ms=first_delay_ms, gap_ms=gap_ms, no_input_ms=no_input_ms)
+    pressed = [step.key for step in steps if step.key]
+    pcaps = iter(
+        write_key_presses(work_dir, name, "".join(pressed), ssrc=hash(name) & 0xFFFFFFFF)
+    )
+    return [KeyStep(s.key, s.pause_ms, str(next(pcaps))) if s.key else s for s in steps]
+
+
 @dataclass
 class CitizenCall:
     """One citizen's call: the SIP Call-ID identifies its ticket afterwards."""
@@ -97,19 +109,14 @@ class CitizenCall:
     work_dir: Path = field(default_factory=lambda: Path("/tmp"))
 
     def scenario(self) -> str:
-        steps = key_steps(
+        steps = played_steps(
             self.keys,
+            self.work_dir,
+            self.call_id,
             first_delay_ms=self.first_key_delay_ms,
             gap_ms=self.key_gap_ms,
             no_input_ms=self.no_input_ms,
         )
-        pressed = [step.key for step in steps if step.key]
-        pcaps = iter(
-            write_key_presses(
-                self.work_dir, self.call_id, "".join(pressed), ssrc=hash(self.call_id) & 0xFFFFFFFF
-            )
-        )
-        steps = [KeyStep(s.key, s.pause_ms, str(next(pcaps))) if s.key else s for s in steps]
         for value in (self.caller, self.caller_name, *self.extra_headers):
             if "]]>" in value or "\n" in value or "\r" in value:
                 raise SippError(f"cannot put {value!r} into a SIP message")
@@ -157,7 +164,9 @@ class CitizenCall:
     async def _run_once(self) -> int:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         scenario = self.work_dir / f"{self.call_id}.xml"
-        scenario.write_text(self.scenario())
+        # surrogateescape: a caller name may carry bytes that are not UTF-8 (abuse tests
+        # pass them as os.fsdecode does), and SIPp sends the file's bytes as they are.
+        scenario.write_bytes(self.scenario().encode("utf-8", "surrogateescape"))
         media = free_port_pair()
         process = await asyncio.create_subprocess_exec(
             sipp_binary(),
@@ -234,6 +243,9 @@ class PhoneProcess:
     START_TRIES = 4
     #: Whether ``local_port`` is given (the 110 centre's address is in the config).
     fixed_port: bool = False
+    #: Scheduling niceness of the SIPp process: benches keep the phones from taking CPU the
+    #: measured processes need.
+    niceness: int = 0
 
     async def start(self) -> None:
         for attempt in range(self.START_TRIES):
@@ -247,20 +259,23 @@ class PhoneProcess:
                 if not self.fixed_port:
                     self.local_port = free_port(socket.SOCK_DGRAM)
 
+    def scenario(self) -> str:
+        return _render(
+            "agent.xml.j2",
+            user=self.user,
+            answer=self.answer,
+            ring_ms=self.ring_ms,
+            talk_ms=self.talk_ms,
+            voice_pcap=str(VOICE_PCAP),
+        )
+
     async def launch(self) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         scenario = self.work_dir / f"phone-{self.user}-{self.local_port}.xml"
-        scenario.write_text(
-            _render(
-                "agent.xml.j2",
-                user=self.user,
-                answer=self.answer,
-                ring_ms=self.ring_ms,
-                talk_ms=self.talk_ms,
-                voice_pcap=str(VOICE_PCAP),
-            )
-        )
+        scenario.write_text(self.scenario())
+        nice = ["nice", "-n", str(self.niceness)] if self.niceness else []
         self.process = await asyncio.create_subprocess_exec(
+            *nice,
             sipp_binary(),
             "-sf",
             str(scenario),
@@ -343,3 +358,52 @@ class AgentPhone(PhoneProcess):
         # Registered from the port it then answers on: both happen again on a new port.
         await self.register()
         await super().launch()
+
+
+@dataclass
+class AgentPool(PhoneProcess):
+    """Many agents' phones behind one port: each agent registers from it and one SIPp UAS
+    answers all their calls at once. app_queue rings a member only while it is free, so a
+    queue needs as many members as calls talking at once, and a SIPp process per member
+    would cost more CPU than the calls under test."""
+
+    #: Agent id -> its SIP secret.
+    agents: dict[str, str] = field(default_factory=dict)
+    pbx_host: str = "127.0.0.1"
+    pbx_port: int = 5060
+
+    async def launch(self) -> None:
+        for user, secret in sorted(self.agents.items()):
+            await AgentPhone(
+                user=user,
+                secret=secret,
+                pbx_host=self.pbx_host,
+                pbx_port=self.pbx_port,
+                local_port=self.local_port,
+                work_dir=self.work_dir,
+            ).register()
+        await super().launch()
+
+
+@dataclass
+class CitizenPhone(PhoneProcess):
+    """A citizen's own phone that the hotline calls (a follow-up, a callback), listening on
+    the address of the citizens trunk: it answers every call, then plays ``keys`` (a key
+    script as for CitizenCall) and talks until the hotline hangs up or ``talk_ms`` passed."""
+
+    keys: str = ""
+    first_key_delay_ms: int = 3000
+    key_gap_ms: int = 1500
+    no_input_ms: int = 6000
+
+    def scenario(self) -> str:
+        steps = played_steps(
+            self.keys,
+            self.work_dir,
+            f"citizen-phone-{self.user}-{self.local_port}",
+            first_delay_ms=self.first_key_delay_ms,
+            gap_ms=self.key_gap_ms,
+            no_input_ms=self.no_input_ms,
+        )
+        return _render("citizen_phone.xml.j2", steps=steps, ring_ms=self.ring_ms,
+                       talk_ms=self.talk_ms)
