@@ -70,6 +70,8 @@ class HotlineStack:
     silent: frozenset[str] = frozenset()
     centre_answers: bool = True
     talk_ms: int = 3000
+    #: Agents answered by one shared phone process (see ivr.sipp.peers.AgentPool).
+    pooled: frozenset[str] = frozenset()
     controller: subprocess.Popen[bytes] | None = None
     calls: list[CitizenCall] = field(default_factory=list)
 
@@ -83,6 +85,7 @@ class HotlineStack:
             silent=self.silent,
             centre_answers=self.centre_answers,
             talk_ms=self.talk_ms,
+            pooled=self.pooled,
         )
 
     @property

@@ -3,6 +3,7 @@ database per test so that runs (and tests) never see each other's rows."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -70,3 +71,61 @@ async def scratch_database(prefix: str = "ivr_test") -> AsyncIterator[str]:
                 await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         await admin.dispose()
+
+
+def _postgres_bin(program: str) -> str:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/" + program))
+    if not versions:
+        raise RuntimeError(f"no PostgreSQL {program} under /usr/lib/postgresql")
+    return str(versions[-1])
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of one test's own, on a free port, that the test may stop and
+    start: the machine's shared server must stay up for everything else."""
+
+    OS_USER = "postgres"  # the server refuses to run as root
+
+    def __init__(self) -> None:
+        import tempfile
+
+        from ivr.ports import free_port
+
+        # Under /tmp itself: pytest's tmp folders are root's alone and the server runs as
+        # postgres.
+        self.root = Path(tempfile.mkdtemp(prefix="ivr-pg-"))
+        self.data = self.root / "data"
+        self.port = free_port()
+        self.url = f"postgresql+asyncpg://{self.OS_USER}@{HOST}:{self.port}/postgres"
+
+    def _as_postgres(self, *command: str) -> None:
+        done = subprocess.run(
+            ["runuser", "-u", self.OS_USER, "--", *command],
+            capture_output=True, text=True, check=False, timeout=60,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)}: {done.stderr or done.stdout}")
+
+    def init(self) -> None:
+        import shutil
+
+        shutil.chown(self.root, self.OS_USER)
+        self._as_postgres(_postgres_bin("initdb"), "-D", str(self.data), "-A", "trust",
+                          "-U", self.OS_USER, "--no-sync")
+
+    def start(self) -> None:
+        self._as_postgres(
+            _postgres_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w",
+            "-o", f"-h {HOST} -p {self.port} -k {self.root} -F", "start",
+        )
+
+    def stop(self) -> None:
+        self._as_postgres(_postgres_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w",
+                          "stop")
+
+    def remove(self) -> None:
+        import shutil
+
+        with contextlib.suppress(RuntimeError):
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
