@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
@@ -26,6 +27,8 @@ from ivr.call_events import CALL_EVENTS, CallEventRecorder, queue_units
 from ivr.deployment import Deployment, DeploymentHolder
 from ivr.events import EventNotifier
 from ivr.features import hotline
+from ivr.firewall import FirewallUnavailable, NftFirewall
+from ivr.guard import SECURITY_EVENTS, SecurityGuard
 from ivr.home import Home
 from ivr.hotspot_alarms import run_hotspot_scheduler
 from ivr.live_metrics import (
@@ -67,6 +70,8 @@ class Controller:
         self.ami: AmiClient | None = None
         self.agi: FastAgiServer | None = None
         self.notifier: EventNotifier | None = None
+        self.guard: SecurityGuard | None = None
+        self.firewall: NftFirewall | None = None
         #: The one registry of every Prometheus figure, the notifier's included.
         self.registry = CollectorRegistry()
         self.queue_callers = QueueCallers()
@@ -116,6 +121,9 @@ class Controller:
             )
         for name in CALL_EVENTS:
             self.ami.on_event(name, partial(self._on_call_event, recorder))
+        await self._start_guard(settings)
+        for name in SECURITY_EVENTS:
+            self.ami.on_event(name, self._on_security_event)
         try:
             await self.ami.start()
             await self.resync_agents()
@@ -189,6 +197,55 @@ class Controller:
         self.metrics_server = server
         log.info("metrics served", url=f"http://{server.host}:{server.port}/metrics")
 
+    async def _start_guard(self, settings: Settings) -> None:
+        """Scanners and password crackers get their source banned (ivr/guard.py)."""
+        self.guard = SecurityGuard(settings.security, time.monotonic)
+        if not settings.security.enabled:
+            return
+        firewall = NftFirewall(settings.pbx.sip_port)
+        try:
+            await firewall.start()
+        except FirewallUnavailable as exc:
+            # Calls matter more: the hotline runs on and logs the bans it cannot make.
+            log.error("bans cannot be enforced", error=str(exc))
+            return
+        self.firewall = firewall
+
+    async def _on_security_event(self, message: AmiMessage) -> None:
+        assert self.guard is not None and self.notifier is not None
+        try:
+            ban = self.guard.record(message.event, message.get("remoteaddress"))
+            if ban is None:
+                return
+            enforced = False
+            if self.firewall is not None:
+                await self.firewall.ban(ban.address, ban.seconds)
+                enforced = True
+            log.warning(
+                "source banned" if enforced else "source to ban, but no firewall",
+                address=ban.address,
+                seconds=ban.seconds,
+                reason=ban.reason,
+                count=ban.count,
+            )
+            self.notifier.publish(
+                "alarm.raised",
+                {
+                    "kind": "source_banned",
+                    "message": f"{ban.address}: {ban.count} x {ban.reason}; banned {ban.seconds} s",
+                    "details": {
+                        "address": ban.address,
+                        "seconds": ban.seconds,
+                        "reason": ban.reason,
+                        "count": ban.count,
+                        "enforced": enforced,
+                    },
+                },
+            )
+        except Exception:
+            # A malformed event, or nft failing, must never disturb live calls.
+            log.exception("could not act on a security event", ami_event=message.event)
+
     async def _on_call_event(self, recorder: CallEventRecorder, message: AmiMessage) -> None:
         try:
             await recorder.on_event(_fields(message))
@@ -255,6 +312,8 @@ class Controller:
             await self.metrics_server.close()
         if self.ami is not None:
             await self.ami.close()
+        if self.firewall is not None:
+            await self.firewall.close()
         if self.notifier is not None:
             await self.notifier.close()
         if self.writer is not None:

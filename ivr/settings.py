@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, IPvAnyNetwork, field_validator
 
 from ivr.home import Home
 from ivr.routing.hours import WeeklySchedule, parse_schedule
@@ -59,6 +60,9 @@ class MqttSettings(_Strict):
 
 class RecordingSettings(_Strict):
     retention_days: int = Field(default=180, ge=1)
+    #: Below this much free space on the recordings disk calls are not recorded (and an
+    #: alarm is raised) rather than recorded into empty files.
+    min_free_mb: int = Field(default=200, ge=0)
 
 
 class FallbackSettings(_Strict):
@@ -157,6 +161,29 @@ class CallbackSettings(CallingPolicy):
     agent_ring_seconds: int = Field(default=30, ge=5, le=300)
 
 
+class SecuritySettings(_Strict):
+    """Fail2ban-style protection of the SIP port (ivr/guard.py, ivr/firewall.py): a source
+    with too many security failures in a window is dropped by a kernel rule for a while."""
+
+    enabled: bool = True
+    #: The sliding window the counts below are taken over.
+    window_seconds: float = Field(default=60.0, gt=0)
+    #: Failed authentications, unknown accounts, ACL refusals from one source in the window.
+    #: A person mistyping a password does it a few times; a cracker does it hundreds.
+    max_failures: int = Field(default=5, ge=1)
+    #: Digest challenges sent to one source in the window. A phone is challenged once per
+    #: registration or call; an extension scanner is challenged for every agent it finds.
+    max_challenges: int = Field(default=30, ge=1)
+    #: How long a banned source stays banned (the kernel expires the rule by itself).
+    ban_seconds: int = Field(default=600, ge=1)
+    #: Sources never banned (IPs or CIDRs): this host, where the controller and the test
+    #: phones live, and trusted carriers' or call-centre NAT addresses.
+    never_ban: tuple[IPvAnyNetwork, ...] = (
+        ipaddress.IPv4Network("127.0.0.1/32"),
+        ipaddress.IPv6Network("::1/128"),
+    )
+
+
 class CitySettings(_Strict):
     name: str = "Sample City"
     code: str = "city"
@@ -176,6 +203,7 @@ class Settings(_Strict):
     followup: FollowupSettings = FollowupSettings()
     callbacks: CallbackSettings = CallbackSettings()
     reports: ReportSettings = ReportSettings()
+    security: SecuritySettings = SecuritySettings()
 
 
 def load_settings(home: Home) -> Settings:

@@ -2,7 +2,8 @@
 # The system packages the hotline needs on Debian or Ubuntu, installed only when missing:
 # SIPp (test phones), espeak-ng and sox (prompts), Mosquitto (events), PostgreSQL (the
 # suite runs on it too), python3-venv, and mmdebstrap to build Asterisk where none is
-# installed (asterisk/provision.sh).
+# installed (asterisk/provision.sh); nftables for the controller's bans of SIP scanners and
+# sipvicious (svmap, svwar, svcrack) for the security tests that play the scanner.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -14,6 +15,8 @@ command -v sox >/dev/null 2>&1 || need+=(sox)
 command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v unshare >/dev/null 2>&1 || need+=(util-linux)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
+command -v svwar >/dev/null 2>&1 || need+=(sipvicious)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if ! command -v asterisk >/dev/null 2>&1 && ! command -v mmdebstrap >/dev/null 2>&1; then
   need+=(mmdebstrap)

@@ -14,6 +14,7 @@ from pathlib import Path
 import jinja2
 
 from ivr import chanvars
+from ivr.guard import SECURITY_EVENTS
 from ivr.home import ENGINE_ROOT
 from ivr.settings import Settings
 
@@ -201,6 +202,7 @@ def render_files(plan: PbxPlan) -> dict[str, str]:
         "emergency_number": plan.emergency_number,
         "modules": plan.modules,
         "vars": chanvars,
+        "security_events": sorted(SECURITY_EVENTS),
     }
     return {name: env.get_template(f"{name}.j2").render(context) for name in FILES}
 
