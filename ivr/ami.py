@@ -611,11 +611,14 @@ class AmiClient:
         ring_timeout_s: int = 30,
         variables: Mapping[str, str] | None = None,
         account: str | None = None,
+        channel_id: str | None = None,
+        action_id: str | None = None,
     ) -> str:
         """Start an asynchronous Originate; returns its ActionID, which the later
         ``OriginateResponse`` event carries. The action is sent at most once: on a timeout
         or lost connection it may or may not have run (check before trying again)."""
-        action_id = f"ivr-originate-{uuid.uuid4().hex}"
+        # The caller may choose the ActionID so as to know it before any event can carry it.
+        action_id = action_id or f"ivr-originate-{uuid.uuid4().hex}"
         fields: dict[str, AmiValue] = {
             "Action": "Originate",
             "ActionID": action_id,
@@ -630,6 +633,9 @@ class AmiClient:
             fields["CallerID"] = caller_id
         if account is not None:
             fields["Account"] = account
+        if channel_id is not None:
+            # The new channel's uniqueid, hence the linkedid of everything it leads to.
+            fields["ChannelId"] = channel_id
         if variables:
             fields["Variable"] = [f"{name}={value}" for name, value in variables.items()]
         await self._checked(fields)

@@ -8,6 +8,10 @@ cannot leave one side behind.
 LINE = "IVR_LINE"
 #: The SIP Call-ID of the caller's leg, so ``ivr call`` can find its ticket.
 SIP_CALL_ID = "IVR_SIP_CALL_ID"
+#: Caller ID number and name in base64, as received: res_agi writes the header's
+#: agi_callerid/agi_calleridname unescaped, so a line break in them would split it.
+CALLER_NUM_B64 = "IVR_CALLER_NUM_B64"
+CALLER_NAME_B64 = "IVR_CALLER_NAME_B64"
 #: What the controller asks the dialplan to do after the AGI returns.
 ACTION = "IVR_ACTION"
 #: The queue the dialplan should put the caller in for ACTION=queue.
@@ -24,3 +28,6 @@ FALLBACK = "IVR_FALLBACK"
 AGISTATUS = "AGISTATUS"
 #: Set by app_queue on the caller's channel.
 QUEUESTATUS = "QUEUESTATUS"
+#: The ticket an outbound call (follow-up, callback) is about, set by the controller's
+#: Originate.
+TICKET = "IVR_TICKET"

@@ -1,0 +1,168 @@
+"""Issue 9 (1, 2) on the real stack: the hotline calls citizens back.
+
+- A resolved ticket gets a follow-up call (AMI Originate over the citizens trunk to a SIPp
+  phone); the citizen's key rates it; dissatisfied reopens the ticket at its unit.
+- A caller who gave up waiting in a queue is called back: an agent of the unit first, then
+  the citizen.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from hotline_stack import HotlineStack
+
+from ivr.ports import free_port
+from ivr.secrets import SecretStore, agent_secret_name
+from ivr.settings import database_url
+from ivr.sipp.peers import AgentPhone, CitizenPhone, PhoneProcess
+from ivr.tickets import AuditEntry, Ticket, TicketStore
+
+CONTROLLER_ERROR = re.compile(r"\[error|\[critical|\"level\": \"(error|critical)\"|Traceback")
+#: SIPp's -trace_msg stamps each message: "----- 2026-11-27\t09:30:12.345678 ..."
+_STAMP = re.compile(r"^-+ (\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)")
+
+
+def outbound_settings(trunk_port: int) -> dict[str, Any]:
+    """Calls looked for every second and retried after a few; the citizens trunk is a SIPp
+    phone on ``trunk_port``."""
+    return {
+        "outbound": {"trunk": {"host": "127.0.0.1", "port": trunk_port}, "poll_seconds": 1},
+        "followup": {"retry_seconds": 5},
+        "callbacks": {"retry_seconds": 3, "agent_ring_seconds": 8},
+    }
+
+
+async def citizen_phone(stack: HotlineStack, port: int, keys: str, **options: Any) -> CitizenPhone:
+    phone = CitizenPhone(
+        user="citizens", keys=keys, local_port=port, fixed_port=True,
+        work_dir=stack.home.var_dir / "phones", **options,
+    )
+    await phone.start()
+    stack.phones.phones.append(phone)  # stopped with the stack
+    return phone
+
+
+async def wait_for_ticket(
+    stack: HotlineStack, ticket_id: str, done: Callable[[Ticket], bool], timeout: float = 90.0
+) -> tuple[Ticket, list[AuditEntry]]:
+    async with TicketStore(database_url(stack.home)) as store:
+        deadline = time.monotonic() + timeout
+        while True:
+            ticket = await store.get(ticket_id)
+            if done(ticket):
+                return ticket, await store.history(ticket_id)
+            if time.monotonic() > deadline:
+                history = [(e.action, e.note) for e in await store.history(ticket_id)]
+                raise AssertionError(f"{ticket_id} stuck: {history}\n{stack.controller_log()}")
+            await asyncio.sleep(0.5)
+
+
+async def resolve(stack: HotlineStack, ticket_id: str) -> None:
+    async with TicketStore(database_url(stack.home)) as store:
+        await store.resolve(ticket_id, actor="unit-officer", note="pothole filled")
+
+
+def message_times(phone: PhoneProcess, first_line: str) -> list[datetime]:
+    """When SIPp traced each message starting with ``first_line`` (sent or received)."""
+    times, stamp = [], None
+    for line in phone.message_file.read_text(errors="replace").splitlines():
+        match = _STAMP.match(line)
+        if match:
+            stamp = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}")
+        elif line.strip().startswith(first_line) and stamp is not None:
+            times.append(stamp)
+            stamp = None
+    return times
+
+
+async def test_a_resolved_ticket_is_followed_up_and_dissatisfied_reopens_it(
+    hotline_factory: Any,
+) -> None:
+    trunk = free_port(socket.SOCK_DGRAM)
+    stack: HotlineStack = await hotline_factory(settings=outbound_settings(trunk))
+    # Two matters, each answered by an agent: a known caller of community c-east-1-1 and a
+    # question from the east district.
+    unhappy, happy = await asyncio.gather(
+        stack.call("12345", "13800000001", keys="11"),
+        stack.call("12345", "13900000901", keys="11"),
+    )
+    assert unhappy["outcome"] == happy["outcome"] == "answered"
+
+    # The unhappy citizen rates 3 (dissatisfied) and says why.
+    # The reason is spoken after the prompt asking for it (the "--" lets it play).
+    phone = await citizen_phone(stack, trunk, keys="3--~~", talk_ms=4000)
+    await resolve(stack, unhappy["id"])
+    reopened, history = await wait_for_ticket(stack, unhappy["id"], lambda t: t.rating is not None)
+
+    assert reopened.status == "reopened" and reopened.rating == "dissatisfied"
+    assert reopened.unit == "c-east-1-1" and reopened.deadline is not None
+    assert reopened.followup_attempts == 1
+    actions = [entry.action for entry in history]
+    assert actions[-3:] == ["resolve", "followup_call", "follow_up"], actions
+    reason = re.search(r"recordings/\S+-followup\.wav", history[-1].note or "")
+    assert reason, history[-1].note
+    assert (stack.home.root / reason.group(0)).stat().st_size > 8000
+    [invite] = phone.received_invites()
+    assert invite.startswith("INVITE sip:13800000001@")
+    assert '"12345" <sip:12345@' in invite  # the citizen sees the hotline calling
+
+    # The happy one presses 1: followed up, satisfied, nothing reopened.
+    await phone.stop()
+    await citizen_phone(stack, trunk, keys="1")
+    await resolve(stack, happy["id"])
+    followed, _ = await wait_for_ticket(stack, happy["id"], lambda t: t.rating is not None)
+    assert followed.status == "followed_up" and followed.rating == "satisfied"
+    assert not CONTROLLER_ERROR.search(stack.controller_log()), stack.controller_log()
+
+
+async def test_an_abandoned_caller_is_called_back_agent_first(hotline_factory: Any) -> None:
+    trunk = free_port(socket.SOCK_DGRAM)
+    # Community c-east-1-1's only agent does not pick up: its caller gives up waiting.
+    stack: HotlineStack = await hotline_factory(
+        settings=outbound_settings(trunk), silent=frozenset({"1013"})
+    )
+    citizen = await citizen_phone(stack, trunk, keys="", talk_ms=15_000)
+    gave_up = await stack.call("12345", "13800000001", keys="11", wait_timeout_seconds=6)
+    assert gave_up["outcome"] == "abandoned" and gave_up["callback_requested"] is True
+    assert gave_up["unit"] == "c-east-1-1"
+
+    # The agent is back at the desk (the silent phone replaced by one that answers).
+    [silent] = [p for p in stack.phones.phones if p.user == "1013"]
+    await silent.stop()
+    settings = stack.settings
+    agent = AgentPhone(
+        user="1013",
+        secret=SecretStore.for_home(stack.home).get(agent_secret_name("1013")),
+        pbx_host=settings.pbx.bind,
+        pbx_port=settings.pbx.sip_port,
+        ring_ms=600,
+        talk_ms=3000,
+        work_dir=stack.home.var_dir / "phones" / "back",
+    )
+    await agent.start()
+    stack.phones.phones.append(agent)
+
+    done, history = await wait_for_ticket(
+        stack, gave_up["id"], lambda t: t.callback_done_at is not None
+    )
+    assert done.callback_attempts >= 1
+    assert history[-1].action == "callback_done"
+    assert "1013 connected to the citizen 13800000001" in (history[-1].note or "")
+    # The agent answered before the citizen's phone was even called.
+    [citizen_invite] = citizen.received_invites()
+    assert citizen_invite.startswith("INVITE sip:13800000001@")
+    agent_answered = message_times(agent, "SIP/2.0 200 OK")[0]
+    citizen_called = message_times(citizen, "INVITE sip:")[0]
+    assert agent_answered < citizen_called
+    # Done once: no further callback is placed.
+    await asyncio.sleep(3)
+    assert len(citizen.received_invites()) == 1
+    assert not CONTROLLER_ERROR.search(stack.controller_log()), stack.controller_log()
+
