@@ -9,6 +9,8 @@ the controller could not do its part: then the dialplan still puts the caller to
 
 from __future__ import annotations
 
+import base64
+import binascii
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,10 +59,37 @@ class CallArgs:
     handover: str = ""
     handover_code: str = ""
 
+    #: Caller ID number and name as the caller sent them (see ``caller_id_argument``).
+    caller: str | None = None
+    caller_name: str | None = None
     @classmethod
     def of(cls, session: AgiSession) -> CallArgs:
-        line, linkedid, sip_call_id, did, handover, code = ([*session.args, *[""] * 6])[:6]
-        return cls(line, linkedid or session.uniqueid, sip_call_id, did, handover, code)
+        line, linkedid, sip_call_id, did, handover, code, number, name = (
+            [*session.args, *[""] * 8]
+        )[:8]
+        return cls(
+            line,
+            linkedid or session.uniqueid,
+            sip_call_id,
+            did,
+            handover,
+            code,
+            caller_id_argument(number),
+            caller_id_argument(name),
+        )
+
+
+def caller_id_argument(encoded: str) -> str | None:
+    """Caller ID the dialplan passed in base64 (the AGI header cannot carry a line break):
+    intact, except that bytes which are not UTF-8 become U+FFFD. None when absent."""
+    if not encoded:
+        return None
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+    except binascii.Error:
+        log.warning("caller ID argument is not base64; the AGI header's is used", value=encoded)
+        return None
+    return raw.decode("utf-8", errors="replace") or None
 
 
 class HotlineCall:
@@ -85,7 +114,8 @@ class HotlineCall:
         self.queued_at: Hop | None = None
         self.recording_stem = f"call-{args.linkedid}"
         self.started = services.clock()
-        self.caller = session.caller_id or "anonymous"
+        self.caller = args.caller or session.caller_id or "anonymous"
+        self.caller_name = args.caller_name or session.caller_name
         #: What a hang-up at this point of the call means; None where the AMI events tell
         #: it better (in a queue: answered by an agent, or abandoned).
         self.hangup_outcome: str | None = "caller_hung_up"
@@ -112,7 +142,7 @@ class HotlineCall:
             self.linkedid,
             line=line.number,
             caller=self.caller,
-            caller_name=self.session.caller_name,
+            caller_name=self.caller_name,
             channel=self.session.channel,
             sip_call_id=self.args.sip_call_id or None,
             created_at=started,

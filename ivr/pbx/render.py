@@ -86,6 +86,8 @@ MODULES: tuple[str, ...] = (
     "func_callerid.so",
     "func_channel.so",
     "func_strings.so",
+    # BASE64_ENCODE: caller ID goes to the controller in base64 (extensions.conf).
+    "func_base64.so",
     "func_logic.so",
     "func_cdr.so",
     "func_global.so",

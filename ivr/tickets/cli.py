@@ -77,13 +77,28 @@ def _with_store(ctx: typer.Context, work: Callable[[TicketStore], Awaitable[T]])
         _fail(f"tickets database {shown}: {reason}")
 
 
+#: Every character a terminal acts on (C0 controls, DEL, C1 controls such as CSI) as a
+#: visible escape: caller names come from SIP and may carry terminal escape sequences.
+_CONTROL_ESCAPES = {
+    code: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(chr(code), f"\\x{code:02x}")
+    for code in [*range(0x20), *range(0x7F, 0xA0)]
+}
+#: JSON escapes C0 itself (ensure_ascii=False still does); DEL and C1 it leaves raw.
+_JSON_ESCAPES = {code: f"\\u{code:04x}" for code in range(0x7F, 0xA0)}
+
+
+def _printable(text: str) -> str:
+    return text.translate(_CONTROL_ESCAPES)
+
+
 def _cells(*values: str | None) -> list[Text]:
-    """Table cells as plain text: a caller name or note with [brackets] is not rich markup."""
-    return [Text(value or "") for value in values]
+    """Table cells as plain text: a caller name or note with [brackets] is not rich markup,
+    and its control characters are shown escaped, never sent to the terminal."""
+    return [Text(_printable(value or "")) for value in values]
 
 
 def _print_json(data: Any) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2).translate(_JSON_ESCAPES))
 
 
 def _when(value: datetime | None) -> str:
