@@ -26,7 +26,7 @@ from ivr.ami import AmiClient, AmiMessage, AmiNotConnected
 from ivr.call_events import CALL_EVENTS, CallEventRecorder, queue_units
 from ivr.deployment import Deployment, DeploymentHolder
 from ivr.events import EventNotifier
-from ivr.features import hotline
+from ivr.features import followup, hotline
 from ivr.firewall import FirewallUnavailable, NftFirewall
 from ivr.guard import SECURITY_EVENTS, SecurityGuard
 from ivr.home import Home
@@ -38,17 +38,25 @@ from ivr.live_metrics import (
     MetricsServer,
     QueueCallers,
 )
+from ivr.outbound.dialer import OutboundDialer
 from ivr.overdue import run_scheduler
 from ivr.reconcile import default_cdr_path, reconcile
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore
 from ivr.services import CallServices, utc_now
 from ivr.settings import Settings, database_url
-from ivr.spool import SpoolingTicketWriter, TicketSpool, default_spool_path
+from ivr.spool import (
+    OutageTolerantHistory,
+    SpoolingTicketWriter,
+    TicketSpool,
+    default_spool_path,
+)
+from ivr.ticket_feed import TicketChangePublisher
 from ivr.tickets import TicketStore
 from ivr.yamlsource import Problem
 
 log = structlog.get_logger(__name__)
 
+AMI_RECONNECT_MAX_SECONDS = 1.0
 MEMBER_EVENTS = ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause")
 
 
@@ -97,7 +105,7 @@ class Controller:
             home=self.home,
             deployments=self.deployments,
             tickets=self.writer,
-            history=self.store,
+            history=OutageTolerantHistory(self.store),
             agents=self.board,
             pbx_home=self.pbx_home,
             notifier=self.notifier,
@@ -112,6 +120,9 @@ class Controller:
             username=AMI_USER,
             secret=secrets.get(AMI_SECRET),
             on_reconnect=self.resync_agents,
+            # Asterisk is on this machine: after a restart, routing must see its agents
+            # again within seconds, and a connect attempt to loopback costs nothing.
+            reconnect_max_s=AMI_RECONNECT_MAX_SECONDS,
         )
         for name in MEMBER_EVENTS:
             self.ami.on_event(name, lambda message: self.board.apply(_fields(message)))
@@ -121,6 +132,8 @@ class Controller:
             )
         for name in CALL_EVENTS:
             self.ami.on_event(name, partial(self._on_call_event, recorder))
+        dialer = OutboundDialer(self.store, self.ami, self.board, self.deployments, self.clock)
+        dialer.listen()
         await self._start_guard(settings)
         for name in SECURITY_EVENTS:
             self.ami.on_event(name, self._on_security_event)
@@ -137,8 +150,15 @@ class Controller:
             header_timeout_s=settings.controller.agi_header_timeout,
         )
         self.agi.register("ivr", partial(hotline.handle, services=services))
+        followups = followup.FollowupServices(self.home, self.store, self.deployments, self.clock)
+        self.agi.register("followup", partial(followup.handle, services=followups))
         await self.agi.start()
         self._tasks.append(asyncio.create_task(self._watch_config()))
+        ticket_changes = TicketChangePublisher(self.store, self.notifier)
+        await ticket_changes.start_from_now()
+        self._tasks.append(asyncio.create_task(ticket_changes.run()))
+        # Follow-ups of resolved tickets and callbacks of missed calls (ivr.outbound).
+        self._tasks.append(asyncio.create_task(dialer.run()))
         self._tasks.append(asyncio.create_task(self._reconcile_loop()))
         self._tasks.append(
             asyncio.create_task(

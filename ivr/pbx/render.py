@@ -194,6 +194,8 @@ def render_files(plan: PbxPlan) -> dict[str, str]:
         "controller": plan.settings.controller,
         "fallback": plan.settings.fallback,
         "emergency": plan.settings.emergency,
+        "outbound": plan.settings.outbound,
+        "callbacks": plan.settings.callbacks,
         "pbx_home": plan.pbx_home,
         "ami_user": plan.ami_user,
         "ami_secret": plan.ami_secret,
