@@ -18,6 +18,7 @@ Example: ``ivr simulate --keys "3-1 1"``: press 3, stay silent once, press 1, th
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +34,12 @@ KEYS = "0123456789*#"
 SILENCE = "-"
 HANG_UP = "!"
 SCRIPT_ALPHABET = KEYS + SILENCE + HANG_UP
+
+
+def random_key_script(rng: random.Random, *, max_keys: int = 12) -> str:
+    """A caller pressing anything: keys and no-input waits, never a hang-up (fuzzing)."""
+    alphabet = KEYS + SILENCE * 3  # a silent wait about once in five presses
+    return "".join(rng.choice(alphabet) for _ in range(rng.randrange(max_keys + 1)))
 
 
 def prompt_labels(tree: MenuTree) -> dict[str, str]:
