@@ -25,16 +25,16 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import structlog
 
 from ivr import chanvars
 from ivr.agent_board import AgentBoard, agent_id_of
 from ivr.ami import AmiClient, AmiError, AmiMessage
-from ivr.outbound.plan import OutboundCall, RetryPolicy, plan_calls
+from ivr.outbound.plan import OutboundCall, plan_calls, retry_policy
 from ivr.services import DeploymentSource
-from ivr.settings import CallingPolicy, Settings
+from ivr.settings import Settings
 from ivr.tickets import OutboundKind, TicketError, TicketStore
 
 log = structlog.get_logger(__name__)
@@ -58,16 +58,6 @@ ORIGINATE_REASONS = {
     "5": "busy",
     "8": "congestion",
 }
-
-
-def retry_policy(settings: CallingPolicy) -> RetryPolicy | None:
-    if not settings.enabled:
-        return None
-    return RetryPolicy(
-        calling_hours=settings.schedule,
-        max_attempts=settings.max_attempts,
-        retry_after=timedelta(seconds=settings.retry_seconds),
-    )
 
 
 @dataclass

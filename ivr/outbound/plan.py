@@ -15,11 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from ivr.routing import RoutingTables, queue_name
 from ivr.routing.hours import WeeklySchedule
+from ivr.settings import CallingPolicy, Settings
 from ivr.tickets.lifecycle import FINAL_STATUSES, OutboundKind, Status
 
 #: What may be dialled: digits only (an optional leading +), so nothing a caller sent can
@@ -82,12 +83,36 @@ class OutboundCall:
     queue: str | None = None
 
 
+def retry_policy(settings: CallingPolicy) -> RetryPolicy | None:
+    """The policy of the ``followup`` or ``callbacks`` settings; None when switched off."""
+    if not settings.enabled:
+        return None
+    return RetryPolicy(
+        calling_hours=settings.schedule,
+        max_attempts=settings.max_attempts,
+        retry_after=timedelta(seconds=settings.retry_seconds),
+    )
+
+
+#: The next attempt of a call never tried: at once.
+AT_ONCE = datetime.min.replace(tzinfo=UTC)
+
+
+def next_attempt_at(
+    attempts: int, last_at: datetime | None, policy: RetryPolicy
+) -> datetime | None:
+    """When the next attempt may be made, calling hours aside (AT_ONCE for a first call);
+    None once the attempts are spent."""
+    if attempts >= policy.max_attempts:
+        return None
+    return AT_ONCE if last_at is None else last_at + policy.retry_after
+
+
 def attempt_due(
     attempts: int, last_at: datetime | None, policy: RetryPolicy, now: datetime
 ) -> bool:
-    if attempts >= policy.max_attempts:
-        return False
-    return last_at is None or now - last_at >= policy.retry_after
+    due = next_attempt_at(attempts, last_at, policy)
+    return due is not None and due <= now
 
 
 def callback_queue(tables: RoutingTables, ticket: OutboundTicket) -> str:
@@ -165,3 +190,50 @@ def plan_calls(
             )
         )
     return calls
+
+
+@dataclass(frozen=True)
+class OwedCall:
+    """A call a ticket is owed, for people (``ivr tickets calls``)."""
+
+    kind: OutboundKind
+    ticket_id: str
+    caller: str | None
+    unit: str | None
+    attempts: int
+    last_at: datetime | None
+    #: AT_ONCE, a time, or None once the attempts are spent.
+    next_at: datetime | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "ticket_id": self.ticket_id,
+            "kind": self.kind.value,
+            "caller": self.caller,
+            "unit": self.unit,
+            "attempts": self.attempts,
+            "last_at": self.last_at.isoformat() if self.last_at else None,
+            "next_at": None if self.next_at is None
+            else "now" if self.next_at == AT_ONCE else self.next_at.isoformat(),
+        }
+
+
+def owed_calls_of(tickets: Iterable[OutboundTicket], settings: Settings) -> list[OwedCall]:
+    """Every follow-up and callback the tickets are owed under ``settings``."""
+    followup = retry_policy(settings.followup)
+    callbacks = retry_policy(settings.callbacks)
+    owed = []
+    for ticket in tickets:
+        if (
+            followup is not None
+            and Status(ticket.status) is Status.RESOLVED
+            and dialable_number(ticket.caller) is not None
+        ):
+            attempts, last_at = ticket.followup_attempts, ticket.followup_last_at
+            owed.append(OwedCall(OutboundKind.FOLLOW_UP, ticket.id, ticket.caller, ticket.unit,
+                                 attempts, last_at, next_attempt_at(attempts, last_at, followup)))
+        if callbacks is not None and callback_owed(ticket):
+            attempts, last_at = ticket.callback_attempts, ticket.callback_last_at
+            owed.append(OwedCall(OutboundKind.CALLBACK, ticket.id, ticket.caller, ticket.unit,
+                                 attempts, last_at, next_attempt_at(attempts, last_at, callbacks)))
+    return owed

@@ -18,7 +18,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from ivr.home import Home
-from ivr.settings import database_url
+from ivr.outbound.plan import AT_ONCE, owed_calls_of
+from ivr.settings import database_url, load_settings
 from ivr.tickets.deadlines import load_deadlines
 from ivr.tickets.errors import TicketError
 from ivr.tickets.lifecycle import is_overdue
@@ -149,7 +150,8 @@ def list_tickets(
         _print_json([ticket_as_json(ticket) for ticket in tickets])
         return
     table = Table(title=f"{len(tickets)} ticket(s)")
-    for column in ("id", "status", "created", "line", "caller", "category", "unit", "deadline"):
+    for column in ("id", "status", "created", "line", "caller", "category", "unit", "deadline",
+                   "follow-up / callback"):
         table.add_column(column, no_wrap=column in {"id", "created", "deadline"})
     for ticket in tickets:
         late = is_overdue(ticket, now)
@@ -164,6 +166,51 @@ def list_tickets(
                 ticket.unit,
             ),
             Text(_when(ticket.deadline) + (" overdue" if late else ""), "red" if late else ""),
+            Text(_outbound_summary(ticket)),
+        )
+    Console().print(table)
+
+
+def _outbound_summary(ticket: Ticket) -> str:
+    """The follow-up's result (or tries) and the callback's state, in a few words."""
+    parts = []
+    if ticket.rating:
+        parts.append(f"rated {ticket.rating}")
+    elif ticket.followup_attempts:
+        parts.append(f"follow-up tried {ticket.followup_attempts}x")
+    if ticket.callback_done_at is not None:
+        parts.append(f"called back {_when(ticket.callback_done_at)}")
+    elif ticket.callback_requested:
+        tried = f", tried {ticket.callback_attempts}x" if ticket.callback_attempts else ""
+        parts.append(f"callback owed{tried}")
+    return "; ".join(parts)
+
+
+@tickets_app.command("calls")
+def owed_calls(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Follow-up calls (回访) and callbacks (回拨) still owed: tries so far and when the next
+    is due (within the calling hours of config/hotline.yaml)."""
+    settings = load_settings(_home(ctx))
+    tickets = _with_store(ctx, lambda store: store.outbound_candidates(limit=None))
+    rows = owed_calls_of(tickets, settings)
+    if as_json:
+        _print_json([row.as_json() for row in rows])
+        return
+    table = Table(title=f"{len(rows)} call(s) owed")
+    for column in ("ticket", "call", "caller", "unit", "tries", "last try", "next"):
+        table.add_column(column, no_wrap=column in {"ticket", "last try", "next"})
+    for row in rows:
+        table.add_row(
+            *_cells(
+                row.ticket_id,
+                row.kind.value,
+                row.caller,
+                row.unit,
+                str(row.attempts),
+                _when(row.last_at),
+                "given up" if row.next_at is None else "now" if row.next_at == AT_ONCE
+                else _when(row.next_at),
+            )
         )
     Console().print(table)
 

@@ -828,7 +828,7 @@ class TicketStore:
 
         return await self._write(job)
 
-    async def outbound_candidates(self, limit: int = 500) -> builtins.list[Ticket]:
+    async def outbound_candidates(self, limit: int | None = 500) -> builtins.list[Ticket]:
         """Tickets that may be owed a call, oldest first: resolved ones (a follow-up) and
         ended calls marked for a callback not yet made. Calling hours, attempts and free
         agents are the planner's to judge (ivr.outbound.plan)."""
@@ -842,8 +842,9 @@ class TicketStore:
             select(Ticket)
             .where(or_(Ticket.status == Status.RESOLVED.value, owed_callback))
             .order_by(Ticket.number)
-            .limit(limit)
         )
+        if limit is not None:
+            query = query.limit(limit)
         async with self._reading() as session:
             return builtins.list((await session.scalars(query)).all())
 

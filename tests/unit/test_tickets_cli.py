@@ -143,3 +143,27 @@ def test_mark_overdue(home: Home) -> None:
     assert (code, json.loads(out)) == (0, [])
     code, out, _ = _run(home, "list", "--overdue", "--json")
     assert (code, json.loads(out)) == (0, [])
+
+
+def test_calls_owed_and_follow_up_results(home: Home) -> None:
+    first, second = _seed(home)
+
+    async def work() -> None:
+        async with TicketStore(database_url(home)) as store:
+            await store.resolve(first, actor="unit")
+            await store.update_call("L1", callback_requested=True,
+                                    ended_at=datetime(2026, 11, 27, 8, 5, tzinfo=UTC))
+
+    asyncio.run(work())
+    code, out, _ = _run(home, "calls", "--json")
+    assert code == 0
+    owed = {(row["ticket_id"], row["kind"]): row for row in json.loads(out)}
+    assert set(owed) == {(first, "followup"), (second, "callback")}
+    assert owed[first, "followup"]["attempts"] == 0 and owed[first, "followup"]["next_at"] == "now"
+    code, out, _ = _run(home, "calls")
+    assert code == 0 and "2 call(s) owed" in out
+
+    code, out, _ = _run(home, "follow-up", first, "dissatisfied")
+    assert code == 0, out
+    code, out, _ = _run(home, "list")
+    assert "rated dissatisfied" in out and "callback owed" in out
