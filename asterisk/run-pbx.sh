@@ -9,6 +9,7 @@ exec unshare -m sh -c '
   mount --make-rprivate /
   mount --bind /proc "$1/proc"
   mount --bind /dev "$1/dev"
-  mount --bind "$2" "$1/ivrhome"
+  # Recursive: a bigger disk mounted at recordings/ in the home comes along.
+  mount --rbind "$2" "$1/ivrhome"
   exec chroot "$1" /usr/sbin/asterisk -f -n -U asterisk -G asterisk -C "$3"
 ' run-pbx "$1" "$2" "$3"

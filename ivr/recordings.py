@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,38 @@ def ensure_day_folder(home: Home, day: datetime) -> Path:
             for part in (folder.parent.parent, folder.parent, folder):
                 os.chown(part, owner.st_uid, owner.st_gid)
     return folder
+
+
+@dataclass(frozen=True)
+class SpaceCheck:
+    room: bool
+    free_mb: float
+    #: Whether to raise the alarm now (once per ``RecordingSpace.announce_every``).
+    announce: bool
+
+
+@dataclass
+class RecordingSpace:
+    """Whether the recordings disk has room for one more call. A full disk must cost the
+    recording, never the call: MixMonitor on a full disk leaves an empty file and the
+    ticket would point at it, so the call is not recorded, the ticket says why, and the
+    operators get an alarm (not one per call)."""
+
+    announce_every: timedelta = timedelta(minutes=10)
+    last_announced: datetime | None = None
+
+    def check(self, recordings_dir: Path, min_free_mb: int, now: datetime) -> SpaceCheck:
+        try:
+            free_mb = shutil.disk_usage(recordings_dir).free / 2**20
+        except OSError:
+            free_mb = 0.0
+        if free_mb >= min_free_mb:
+            self.last_announced = None  # the next shortage is news again
+            return SpaceCheck(True, free_mb, False)
+        due = self.last_announced is None or now - self.last_announced >= self.announce_every
+        if due:
+            self.last_announced = now
+        return SpaceCheck(False, free_mb, due)
 
 
 def parse_recording_name(file_name: str) -> tuple[str, RecordingKind] | None:

@@ -13,6 +13,7 @@ from ivr.events import EventPublisher
 from ivr.home import Home
 from ivr.live_metrics import CallMetrics
 from ivr.menu import MenuTree
+from ivr.recordings import RecordingSpace
 from ivr.routing import RoutingTables
 from ivr.settings import Settings
 
@@ -79,6 +80,7 @@ class CallServices:
     clock: Callable[[], datetime] = utc_now
     #: Calls an agent has answered (AMI AgentConnect), while they last (linkedid).
     answered_calls: set[str] = field(default_factory=set)
+    recording_space: RecordingSpace = field(default_factory=RecordingSpace)
     #: When each emergency caller pressed the key, until the 110 centre answers (linkedid).
     emergency_started: dict[str, datetime] = field(default_factory=dict)
     #: Live and finished calls for /metrics; registered nowhere unless the controller says.

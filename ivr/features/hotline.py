@@ -32,6 +32,7 @@ from ivr.menu import (
 )
 from ivr.recordings import (
     RECORDING_SUFFIX,
+    call_stem,
     ensure_day_folder,
     recording_name,
     recording_path,
@@ -58,10 +59,10 @@ class CallArgs:
     #: "110" when the police platform hands the call over, with its matter code.
     handover: str = ""
     handover_code: str = ""
-
     #: Caller ID number and name as the caller sent them (see ``caller_id_argument``).
     caller: str | None = None
     caller_name: str | None = None
+
     @classmethod
     def of(cls, session: AgiSession) -> CallArgs:
         line, linkedid, sip_call_id, did, handover, code, number, name = (
@@ -112,7 +113,7 @@ class HotlineCall:
         self.ticket_id = ""
         #: The queue the caller is in now, if any.
         self.queued_at: Hop | None = None
-        self.recording_stem = f"call-{args.linkedid}"
+        self.recording_stem = call_stem(args.linkedid)
         self.started = services.clock()
         self.caller = args.caller or session.caller_id or "anonymous"
         self.caller_name = args.caller_name or session.caller_name
@@ -137,7 +138,11 @@ class HotlineCall:
         started = self.services.clock()
         # Recordings are filed by the city's calendar day, as the menus file messages.
         self.started = started.astimezone(routing.timezone)
-        ensure_day_folder(self.services.home, self.started)
+        try:
+            ensure_day_folder(self.services.home, self.started)
+        except OSError as exc:
+            # A full or broken recordings disk costs the recording (see start_recording).
+            log.error("recordings folder not made", error=str(exc))
         ticket_id = await self.services.tickets.open_call(
             self.linkedid,
             line=line.number,
@@ -150,7 +155,7 @@ class HotlineCall:
         # With the database down the ticket is spooled and has no id yet; its recordings
         # are then named after the call.
         self.ticket_id = ticket_id or ""
-        self.recording_stem = ticket_id or f"call-{self.linkedid}"
+        self.recording_stem = ticket_id or call_stem(self.linkedid)
         structlog.contextvars.bind_contextvars(ticket=self.ticket_id)
         self.services.notifier.publish(
             "call.started",
@@ -187,6 +192,19 @@ class HotlineCall:
         await self.update(ended_at=self.services.clock(), **ended)
         if answered:
             self.outcome = "answered"  # written by ivr.call_events on AgentConnect
+        if not answered:
+            # An agent's call ends with AgentComplete (ivr.call_events); every other call
+            # (menus only, a voice message, 110, abandoned in queue) ends here.
+            self.services.notifier.publish(
+                "call.ended",
+                {
+                    "linkedid": self.linkedid,
+                    "agent": None,
+                    "talk_seconds": None,
+                    "outcome": self.outcome,
+                    "hung_up_by": "caller" if ended else "",
+                },
+            )
 
     def call_start(self) -> CallStart:
         return CallStart(
@@ -325,9 +343,29 @@ class HotlineCall:
         )
         return {"outcome": "abandoned", "callback_requested": True}
 
-    async def start_recording(self) -> str:
+    async def start_recording(self) -> str | None:
         """Record the conversation (only while bridged to a person) into recordings/; the
-        recording's path relative to the home, for the ticket."""
+        recording's path relative to the home, for the ticket; None when the disk is full."""
+        settings = self.deployment.settings.recordings
+        space = self.services.recording_space.check(
+            self.services.home.recordings_dir, settings.min_free_mb, self.services.clock()
+        )
+        if not space.room:
+            log.error("recordings disk full: this call is not recorded",
+                      free_mb=round(space.free_mb, 1), min_free_mb=settings.min_free_mb)
+            if space.announce:
+                self.services.notifier.publish(
+                    "alarm.raised",
+                    {
+                        "kind": "recordings_disk_full",
+                        "message": "录音磁盘已满，通话未录音 (recordings disk full: calls are "
+                        "not recorded)",
+                        "details": {"free_mb": round(space.free_mb, 1),
+                                    "min_free_mb": settings.min_free_mb},
+                    },
+                )
+            await self.update(variables={"recording_skipped": "disk_full"})
+            return None
         where = recording_path(self.services.home, self.recording_stem, self.started)
         # The file name is ours (ticket id and date); nothing the caller sent goes into the
         # application's arguments.

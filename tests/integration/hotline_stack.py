@@ -131,6 +131,13 @@ class HotlineStack:
             self.controller.wait(20)
         self.controller = None
 
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """``ivr --home <this home> ARGS``, as an admin would run it."""
+        return subprocess.run(
+            [sys.executable, "-m", "ivr", "--home", str(self.home.root), *args],
+            capture_output=True, text=True, timeout=60, check=False,
+        )
+
     def citizen(self, line: str, caller: str, keys: str = "", **options: Any) -> CitizenCall:
         call = CitizenCall(
             pbx_host=self.settings.pbx.bind,

@@ -5,18 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 from typing import Any
 
 from hotline_stack import HotlineStack
-
-
-def ivr(stack: HotlineStack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ivr", "--home", str(stack.home.root), *args],
-        capture_output=True, text=True, timeout=60, check=False,
-    )
 
 
 async def test_a_menu_edit_serves_the_next_call_without_restart(hotline: HotlineStack) -> None:
@@ -25,9 +16,9 @@ async def test_a_menu_edit_serves_the_next_call_without_restart(hotline: Hotline
     # The admin adds key 5 to the first menu: praise, straight away.
     menu.write_text(text.replace('      "9": main_language\n',
                                  '      "9": main_language\n      "5": praise\n', 1))
-    checked = ivr(hotline, "validate", "--no-prompt-files")
+    checked = hotline.cli("validate", "--no-prompt-files")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    simulated = ivr(hotline, "simulate", "12345", "--caller", "13900000401", "--keys", "52",
+    simulated = hotline.cli("simulate", "12345", "--caller", "13900000401", "--keys", "52",
                     "--at", "2026-11-25T10:00:00", "--json")
     assert simulated.returncode == 0, simulated.stderr
     planned: list[str] = json.loads(simulated.stdout)["path"]
@@ -48,9 +39,9 @@ async def test_a_menu_edit_serves_the_next_call_without_restart(hotline: Hotline
 
 
 async def test_a_logged_out_agent_is_routed_around(hotline: HotlineStack) -> None:
-    out = ivr(hotline, "agents", "logout", "1009")
+    out = hotline.cli("agents", "logout", "1009")
     assert out.returncode == 0, out.stderr
-    listed: list[dict[str, Any]] = json.loads(ivr(hotline, "agents", "list", "--json").stdout)
+    listed: list[dict[str, Any]] = json.loads(hotline.cli("agents", "list", "--json").stdout)
     assert {row["agent"]: row["state"] for row in listed}["1009"] == "logged out"
     await asyncio.sleep(0.5)
 
@@ -58,7 +49,7 @@ async def test_a_logged_out_agent_is_routed_around(hotline: HotlineStack) -> Non
     ticket = await hotline.call("12345", "13900000403", keys="11")
     assert ticket["agent"] in {"1001", "1002"} and ticket["unit"] == "city"
 
-    assert ivr(hotline, "agents", "login", "1009").returncode == 0
+    assert hotline.cli("agents", "login", "1009").returncode == 0
     await asyncio.sleep(0.5)
     back = await hotline.call("12345", "13900000404", keys="11")
     assert back["agent"] == "1009"

@@ -374,3 +374,21 @@ def test_cli_bad_settings_is_one_line(home: Home) -> None:
 def test_cli_refuses_zero_days(home: Home) -> None:
     code, _, _ = _cli(home, "--older-than", "0")
     assert code == 2
+
+
+def test_recording_space_announces_a_shortage_once_per_period(tmp_path: Path) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from ivr.recordings import RecordingSpace
+
+    space = RecordingSpace(announce_every=timedelta(minutes=10))
+    t0 = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+    assert space.check(tmp_path, 0, t0).room  # any disk has 0 MB free
+    full = 10**9  # more than any disk here: a full disk
+    first = space.check(tmp_path, full, t0)
+    assert not first.room and first.announce
+    assert not space.check(tmp_path, full, t0 + timedelta(minutes=5)).announce
+    assert space.check(tmp_path, full, t0 + timedelta(minutes=10)).announce
+    assert space.check(tmp_path, 0, t0 + timedelta(minutes=11)).room
+    assert space.check(tmp_path, full, t0 + timedelta(minutes=12)).announce  # news again
+    assert not space.check(tmp_path / "gone", 1, t0).room
