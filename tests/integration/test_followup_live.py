@@ -69,6 +69,16 @@ async def resolve(stack: HotlineStack, ticket_id: str) -> None:
         await store.resolve(ticket_id, actor="unit-officer", note="pothole filled")
 
 
+def calls_received(phone: PhoneProcess) -> list[str]:
+    """The INVITEs of distinct calls: a retransmitted INVITE (a loaded machine answers late)
+    is the same call."""
+    by_call_id: dict[str, str] = {}
+    for invite in phone.received_invites():
+        call_id = re.search(r"^Call-ID:\s*(\S+)", invite, re.MULTILINE | re.IGNORECASE)
+        by_call_id.setdefault(call_id.group(1) if call_id else invite, invite)
+    return list(by_call_id.values())
+
+
 def message_times(phone: PhoneProcess, first_line: str) -> list[datetime]:
     """When SIPp traced each message starting with ``first_line`` (sent or received)."""
     times, stamp = [], None
@@ -109,7 +119,7 @@ async def test_a_resolved_ticket_is_followed_up_and_dissatisfied_reopens_it(
     reason = re.search(r"recordings/\S+-followup\.wav", history[-1].note or "")
     assert reason, history[-1].note
     assert (stack.home.root / reason.group(0)).stat().st_size > 8000
-    [invite] = phone.received_invites()
+    [invite] = calls_received(phone)
     assert invite.startswith("INVITE sip:13800000001@")
     assert '"12345" <sip:12345@' in invite  # the citizen sees the hotline calling
 
@@ -156,13 +166,13 @@ async def test_an_abandoned_caller_is_called_back_agent_first(hotline_factory: A
     assert history[-1].action == "callback_done"
     assert "1013 connected to the citizen 13800000001" in (history[-1].note or "")
     # The agent answered before the citizen's phone was even called.
-    [citizen_invite] = citizen.received_invites()
+    [citizen_invite] = calls_received(citizen)
     assert citizen_invite.startswith("INVITE sip:13800000001@")
     agent_answered = message_times(agent, "SIP/2.0 200 OK")[0]
     citizen_called = message_times(citizen, "INVITE sip:")[0]
     assert agent_answered < citizen_called
     # Done once: no further callback is placed.
     await asyncio.sleep(3)
-    assert len(citizen.received_invites()) == 1
+    assert len(calls_received(citizen)) == 1
     assert not CONTROLLER_ERROR.search(stack.controller_log()), stack.controller_log()
 
