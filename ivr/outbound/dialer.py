@@ -32,10 +32,16 @@ import structlog
 from ivr import chanvars
 from ivr.agent_board import AgentBoard, agent_id_of
 from ivr.ami import AmiClient, AmiError, AmiMessage
-from ivr.outbound.plan import OutboundCall, plan_calls, retry_policy
+from ivr.outbound.plan import (
+    OutboundCall,
+    callback_owed,
+    plan_calls,
+    retry_policy,
+    settled_callbacks,
+)
 from ivr.services import DeploymentSource
 from ivr.settings import Settings
-from ivr.tickets import OutboundKind, TicketError, TicketStore
+from ivr.tickets import OutboundKind, Ticket, TicketError, TicketStore
 
 log = structlog.get_logger(__name__)
 
@@ -112,18 +118,36 @@ class OutboundDialer:
         self._forget_old()
         deployment = self.deployments.current
         settings = deployment.settings
+        candidates = await self.store.outbound_candidates()
+        settled = await self._settle_callbacks(candidates)
         calls = plan_calls(
-            await self.store.outbound_candidates(),
+            candidates,
             now=self.clock(),
             tables=deployment.routing,
             followup=retry_policy(settings.followup),
             callbacks=retry_policy(settings.callbacks),
             idle_agents=self.board.idle,
-            busy=self.busy,
+            busy=self.busy | settled,
         )
         for call in calls:
             await self.place(call, settings)
         return calls
+
+    async def _settle_callbacks(self, candidates: list[Ticket]) -> frozenset[str]:
+        """Mark done the callbacks of citizens an agent answered on a later call."""
+        owed = [t for t in candidates if callback_owed(t)]
+        if not owed:
+            return frozenset()
+        answered = await self.store.last_answered(t.caller for t in owed if t.caller)
+        settled = settled_callbacks(owed, answered)
+        for ticket_id in settled:
+            await self.store.callback_done(
+                ticket_id,
+                actor=ACTOR,
+                note="not needed: the citizen reached an agent on a later call",
+                now=self.clock(),
+            )
+        return frozenset(settled)
 
     async def place(self, call: OutboundCall, settings: Settings) -> None:
         hotline = settings.outbound.caller_id
@@ -221,7 +245,7 @@ class OutboundDialer:
         call = under_way.call
         agent = under_way.agent or "an agent"
         if status == "ANSWER":
-            await self.store.callback_connected(
+            await self.store.callback_done(
                 call.ticket_id,
                 actor=ACTOR,
                 note=f"attempt {call.attempt}: {agent} connected to the citizen {call.number}",

@@ -7,13 +7,14 @@ and the agent board, asks here, and places the calls.
 - A callback is due on the same terms for an ended call marked for one (abandoned in a queue,
   a voice message, nobody available) that no callback reached yet, and only while an agent
   of the ticket's unit is idle: the agent is called first, so a citizen never answers to
-  wait in a queue. Each idle agent is given one callback per round.
+  wait in a queue. Each idle agent is given one callback per round. A citizen who got
+  through to an agent on a later call is owed no callback any more (settled_callbacks).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
@@ -141,6 +142,21 @@ def callback_owed(ticket: OutboundTicket) -> bool:
         and Status(ticket.status) not in FINAL_STATUSES
         and dialable_number(ticket.caller) is not None
     )
+
+
+def settled_callbacks(
+    tickets: Iterable[OutboundTicket], last_answered: Mapping[str, datetime]
+) -> list[str]:
+    """Callbacks no longer owed: the citizen called again and an agent answered after the
+    missed call ended. ``last_answered`` maps caller numbers to their latest answer."""
+    settled = []
+    for ticket in tickets:
+        answered = last_answered.get(ticket.caller or "")
+        if callback_owed(ticket) and answered is not None:
+            assert ticket.ended_at is not None
+            if answered > ticket.ended_at:
+                settled.append(ticket.id)
+    return settled
 
 
 def plan_calls(

@@ -808,10 +808,11 @@ class TicketStore:
 
         return await self._write(job)
 
-    async def callback_connected(
+    async def callback_done(
         self, ticket_id: str | int, *, actor: str, note: str, now: datetime | None = None
     ) -> Ticket:
-        """The citizen answered the callback, an agent already on the line: it is done."""
+        """The callback is done: the citizen answered it (an agent already on the line), or
+        got through to an agent on a later call of their own."""
         at = _aware(now, "now") if now else self._clock()
 
         async def job(session: AsyncSession) -> Ticket:
@@ -847,6 +848,22 @@ class TicketStore:
             query = query.limit(limit)
         async with self._reading() as session:
             return builtins.list((await session.scalars(query)).all())
+
+    async def last_answered(self, callers: Iterable[str]) -> dict[str, datetime]:
+        """When each of ``callers`` was last answered by an agent (callers never answered
+        are absent)."""
+        wanted = sorted(set(callers))
+        found: dict[str, datetime] = {}
+        async with self._reading() as session:
+            for start in range(0, len(wanted), _GET_MANY_SLICE):
+                rows = await session.execute(
+                    select(Ticket.caller, func.max(Ticket.answered_at))
+                    .where(Ticket.caller.in_(wanted[start : start + _GET_MANY_SLICE]))
+                    .where(Ticket.answered_at.is_not(None))
+                    .group_by(Ticket.caller)
+                )
+                found.update((caller, at) for caller, at in rows if caller and at)
+        return found
 
     # -- reads ------------------------------------------------------------------------------
 

@@ -199,3 +199,25 @@ async def test_a_callback_rings_an_idle_agent_first_and_is_done_when_the_citizen
 async def test_a_malformed_event_is_ignored(dialer: OutboundDialer) -> None:
     await dialer.on_event(event(Event="OriginateResponse"))
     await dialer.on_event(event(Event="DialEnd", Linkedid="nobody"))
+
+
+async def test_a_callback_is_settled_when_the_citizen_got_through_on_a_later_call(
+    dialer: OutboundDialer, store: TicketStore, board: AgentBoard
+) -> None:
+    missed = await store.open_call("call-3", line="12345", caller="13800000001",
+                                   unit="c-east-1-1", callback_requested=True,
+                                   outcome="abandoned", ended_at=START - timedelta(minutes=9),
+                                   created_at=START - timedelta(minutes=10))
+    await store.open_call("call-4", line="12345", caller="13800000001", unit="c-east-1-1",
+                          answered_at=START - timedelta(minutes=5), outcome="answered",
+                          created_at=START - timedelta(minutes=6))
+    board.apply({"event": "QueueMemberStatus", "queue": "q-c-east-1-1-zh",
+                 "interface": "PJSIP/1013", "status": "1", "paused": "0"})
+
+    assert await dialer.tick() == []
+
+    assert fake_ami(dialer).originated == []
+    ticket = await store.get(missed)
+    assert ticket.callback_done_at == START and ticket.callback_attempts == 0
+    last = (await store.history(missed))[-1]
+    assert last.note == "not needed: the citizen reached an agent on a later call"

@@ -18,6 +18,7 @@ from ivr.outbound.plan import (
     callback_queue,
     dialable_number,
     plan_calls,
+    settled_callbacks,
 )
 from ivr.routing import RoutingTables, load_routing
 from ivr.routing.hours import parse_schedule
@@ -165,3 +166,11 @@ def test_dialable_numbers_are_digits_only() -> None:
 
 def test_the_rate_verb_knows_exactly_the_tickets_ratings() -> None:
     assert set(get_args(RatingName)) == {rating.value for rating in Rating}
+
+
+def test_a_later_answered_call_settles_the_callback() -> None:
+    ended = MORNING - timedelta(hours=1)
+    missed = FakeTicket("T1", status="accepted", callback_requested=True, ended_at=ended)
+    assert settled_callbacks([missed], {}) == []
+    assert settled_callbacks([missed], {"13800000001": ended - timedelta(minutes=1)}) == []
+    assert settled_callbacks([missed], {"13800000001": ended + timedelta(minutes=1)}) == ["T1"]

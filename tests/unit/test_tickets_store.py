@@ -479,7 +479,7 @@ async def test_a_callback_is_owed_after_the_call_until_the_citizen_answers(
         ticket_id, OutboundKind.CALLBACK, actor="dialer", note="agent first", now=NOW
     )
     assert tried.callback_attempts == 1 and tried.callback_last_at == NOW
-    done = await store.callback_connected(ticket_id, actor="dialer", note="agent 1013", now=NOW)
+    done = await store.callback_done(ticket_id, actor="dialer", note="agent 1013", now=NOW)
     assert done.callback_done_at == NOW
     assert await store.outbound_candidates() == []
     assert ticket_as_json(done)["callback_done_at"] == NOW.isoformat()
