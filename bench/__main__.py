@@ -12,7 +12,7 @@ from collections.abc import Callable
 from bench.report import Report
 
 #: Every part, in the order they run; ``--only`` picks some.
-PARTS = ("routing", "validate", "tickets", "load", "emergency")
+PARTS = ("routing", "validate", "tickets", "load", "emergency", "fuzz")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,8 +65,13 @@ def main(argv: list[str] | None = None) -> int:
         bench_live(report, options if "load" in chosen else None,
                    options.emergency_calls if "emergency" in chosen else 0)
 
+    def fuzz() -> None:
+        from bench.fuzz import bench_fuzz
+
+        bench_fuzz(report, calls=60 if quick else 300, at_once=8)
+
     # One live stack serves both the load and the emergency figures.
-    runners.update(routing=routing, validate=validate, tickets=tickets, load=live)
+    runners.update(routing=routing, validate=validate, tickets=tickets, load=live, fuzz=fuzz)
     if "load" not in chosen:
         runners["emergency"] = live
     failed = False

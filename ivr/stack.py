@@ -157,3 +157,15 @@ def add_simulated_agents(root: Path, unit: str, agent_ids: Sequence[str]) -> Non
     units_file.write_text(
         yaml.safe_dump(units, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
+
+
+def without_wrapup(root: Path) -> None:
+    """Every queue of the home at ``root`` takes its agents' next call at once (fuzz tests
+    and benches send many calls to the same few agents)."""
+    units_file = root / "routing" / "units.yaml"
+    units = yaml.safe_load(units_file.read_text(encoding="utf-8"))
+    for entry in units["units"]:
+        entry.setdefault("queue", {})["wrapup"] = 0
+    units_file.write_text(
+        yaml.safe_dump(units, allow_unicode=True, sort_keys=False), encoding="utf-8"
+    )

@@ -23,6 +23,18 @@ ANSWERED_OUTCOMES: frozenset[str] = frozenset({"answered", "agent"})
 #: Outcomes of a caller who wanted a person and got none, without hanging up in a queue.
 UNANSWERED_OUTCOMES: frozenset[str] = frozenset({"voice_message", "nobody_available", "fallback"})
 ABANDONED_OUTCOME = "abandoned"
+#: Where a call ended for the caller, by ticket outcome: a person, a voice message (taken,
+#: or offered to a silent caller), 110, or the menus' polite goodbye. DTMF fuzzing checks
+#: that every call ends in one of these.
+CALL_ENDS: dict[str, str] = {
+    "answered": "agent",
+    "agent": "agent",
+    "voice_message": "voice message",
+    "nobody_available": "voice message",
+    "transferred_110": "110",
+    "goodbye": "goodbye",
+    "failure": "goodbye",
+}
 HUNG_UP_OUTCOME = "caller_hung_up"
 #: Ratings that count as satisfied: the published rate (满意率) counts 满意 and 基本满意.
 SATISFIED_RATINGS: frozenset[str] = frozenset(
