@@ -28,6 +28,8 @@ class MemberState:
     status: int
     paused: bool
     paused_reason: str = ""
+    #: When the member's last call ended (epoch seconds, Asterisk's clock; 0 = never).
+    last_call: int = 0
 
     @property
     def present(self) -> bool:
@@ -61,12 +63,17 @@ class AgentBoard:
     def available(self, queue: str) -> int:
         return sum(1 for (q, _), m in self._members.items() if q == queue and m.present)
 
-    def idle(self, queue: str) -> int:
-        """Agents of ``queue`` free to take a call this moment (present, not on a call)."""
+    def idle(self, queue: str, now: float | None = None, wrapup_s: int = 0) -> int:
+        """Agents of ``queue`` free to take a call this moment: present, on no call and, at
+        ``now`` (epoch seconds), past the queue's wrap-up time after their last call, in
+        which app_queue would not ring them."""
         return sum(
             1
             for (q, _), m in self._members.items()
-            if q == queue and not m.paused and m.status == IDLE_STATE
+            if q == queue
+            and not m.paused
+            and m.status == IDLE_STATE
+            and (now is None or now - m.last_call >= wrapup_s)
         )
 
     def members(self) -> list[MemberState]:
@@ -96,4 +103,7 @@ class AgentBoard:
             paused_text == "1" if paused_text is not None else bool(previous and previous.paused)
         )
         reason = event.get("pausedreason", previous.paused_reason if previous else "")
-        self._members[key] = MemberState(queue, interface, status, paused, reason if paused else "")
+        last_call = _as_int(event.get("lastcall"), previous.last_call if previous else 0)
+        self._members[key] = MemberState(
+            queue, interface, status, paused, reason if paused else "", last_call
+        )

@@ -281,7 +281,8 @@ class Controller:
         # Who waits is told by events only: forget callers whose leaving may have been missed.
         self.queue_callers.clear()
         self.board.replace_all(
-            MemberState(m.queue, m.interface, m.status, m.paused, m.paused_reason) for m in members
+            MemberState(m.queue, m.interface, m.status, m.paused, m.paused_reason, m.last_call)
+            for m in members
         )
         log.info("agent state read", members=len(members))
 

@@ -39,6 +39,7 @@ from ivr.outbound.plan import (
     retry_policy,
     settled_callbacks,
 )
+from ivr.routing import RoutingTables, queue_name
 from ivr.services import DeploymentSource
 from ivr.settings import Settings
 from ivr.tickets import OutboundKind, Ticket, TicketError, TicketStore
@@ -126,12 +127,23 @@ class OutboundDialer:
             tables=deployment.routing,
             followup=retry_policy(settings.followup),
             callbacks=retry_policy(settings.callbacks),
-            idle_agents=self.board.idle,
+            idle_agents=self._idle_agents(deployment.routing),
             busy=self.busy | settled,
         )
         for call in calls:
             await self.place(call, settings)
         return calls
+
+    def _idle_agents(self, tables: RoutingTables) -> Callable[[str], int]:
+        """Agents free in a queue now, past its wrap-up time (compared with Asterisk's
+        own clock for the last call's end, hence the wall clock, not the controller's)."""
+        wrapups = {
+            queue_name(unit.code, language): unit.queue.wrapup
+            for unit in tables.units.values()
+            for language in unit.languages
+        }
+        now = time.time()
+        return lambda queue: self.board.idle(queue, now, wrapups.get(queue, 0))
 
     async def _settle_callbacks(self, candidates: list[Ticket]) -> frozenset[str]:
         """Mark done the callbacks of citizens an agent answered on a later call."""

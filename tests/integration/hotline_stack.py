@@ -55,6 +55,11 @@ def make_home(
         "controller": {"agi_port": free_port(), "metrics_port": free_port()},
         "database": {"url": "sqlite+aiosqlite:///tickets.db"},
         "emergency": {"trunk": {"host": "127.0.0.1", "port": free_port(udp)}},
+        # Calls to citizens only where a test asks for them (test_followup_live): a
+        # callback would otherwise ring agents' phones in tests about something else.
+        "outbound": {"trunk": {"host": "127.0.0.1", "port": free_port(udp)}},
+        "followup": {"enabled": False},
+        "callbacks": {"enabled": False},
     }
     for section, values in (settings or {}).items():
         config.setdefault(section, {}).update(values)

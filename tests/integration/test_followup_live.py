@@ -19,14 +19,11 @@ from typing import Any
 from hotline_stack import HotlineStack
 
 from ivr.ports import free_port
-from ivr.secrets import SecretStore, agent_secret_name
 from ivr.settings import database_url
-from ivr.sipp.peers import AgentPhone, CitizenPhone, PhoneProcess
+from ivr.sipp.peers import CitizenPhone, PhoneProcess
 from ivr.tickets import AuditEntry, Ticket, TicketStore
 
 CONTROLLER_ERROR = re.compile(r"\[error|\[critical|\"level\": \"(error|critical)\"|Traceback")
-#: SIPp's -trace_msg stamps each message: "----- 2026-11-27\t09:30:12.345678 ..."
-_STAMP = re.compile(r"^-+ (\d{4}-\d{2}-\d{2})\s+(\d{2}:\d{2}:\d{2}\.\d+)")
 
 
 def outbound_settings(trunk_port: int) -> dict[str, Any]:
@@ -34,8 +31,8 @@ def outbound_settings(trunk_port: int) -> dict[str, Any]:
     phone on ``trunk_port``."""
     return {
         "outbound": {"trunk": {"host": "127.0.0.1", "port": trunk_port}, "poll_seconds": 1},
-        "followup": {"retry_seconds": 5},
-        "callbacks": {"retry_seconds": 3, "agent_ring_seconds": 8},
+        "followup": {"enabled": True, "retry_seconds": 5},
+        "callbacks": {"enabled": True, "retry_seconds": 3, "agent_ring_seconds": 8},
     }
 
 
@@ -79,17 +76,24 @@ def calls_received(phone: PhoneProcess) -> list[str]:
     return list(by_call_id.values())
 
 
-def message_times(phone: PhoneProcess, first_line: str) -> list[datetime]:
-    """When SIPp traced each message starting with ``first_line`` (sent or received)."""
-    times, stamp = [], None
-    for line in phone.message_file.read_text(errors="replace").splitlines():
-        match = _STAMP.match(line)
-        if match:
-            stamp = datetime.fromisoformat(f"{match.group(1)}T{match.group(2)}")
-        elif line.strip().startswith(first_line) and stamp is not None:
-            times.append(stamp)
-            stamp = None
-    return times
+def traced(phone: PhoneProcess) -> list[tuple[datetime, str]]:
+    """Every message SIPp traced (sent or received), with its time, in order."""
+    messages = []
+    for block in re.split(r"^-{20,} ", phone.message_file.read_text(errors="replace"),
+                          flags=re.MULTILINE)[1:]:
+        stamp, _direction, text = block.split("\n", 2)
+        messages.append((datetime.fromisoformat(stamp.strip()), text.strip()))
+    return messages
+
+
+def answered_invites(phone: PhoneProcess) -> list[datetime]:
+    """When the phone answered each call: its first 200 OK to each call's INVITE."""
+    answered: dict[str, datetime] = {}
+    for at, text in traced(phone):
+        if text.startswith("SIP/2.0 200 OK") and re.search(r"^CSeq: \d+ INVITE", text, re.M):
+            call_id = re.search(r"^Call-ID:\s*(\S+)", text, re.M | re.I)
+            answered.setdefault(call_id.group(1) if call_id else text, at)
+    return sorted(answered.values())
 
 
 async def test_a_resolved_ticket_is_followed_up_and_dissatisfied_reopens_it(
@@ -134,45 +138,39 @@ async def test_a_resolved_ticket_is_followed_up_and_dissatisfied_reopens_it(
 
 async def test_an_abandoned_caller_is_called_back_agent_first(hotline_factory: Any) -> None:
     trunk = free_port(socket.SOCK_DGRAM)
-    # Community c-east-1-1's only agent does not pick up: its caller gives up waiting.
-    stack: HotlineStack = await hotline_factory(
-        settings=outbound_settings(trunk), silent=frozenset({"1013"})
-    )
+    # Agents talk 20 s: the east district's only agent (1009) is busy with a first caller
+    # while a second one waits in its queue (no phone rings for them) and gives up.
+    stack: HotlineStack = await hotline_factory(settings=outbound_settings(trunk), talk_ms=20_000)
     citizen = await citizen_phone(stack, trunk, keys="", talk_ms=15_000)
-    gave_up = await stack.call("12345", "13800000001", keys="11", wait_timeout_seconds=6)
+    busy = asyncio.create_task(stack.call("12345", "13900000701", keys="11"))
+    agent = phone_of(stack, "1009")
+    while not agent.received_invites():  # noqa: ASYNC110 - a file SIPp writes
+        await asyncio.sleep(0.2)
+    gave_up = await stack.call("12345", "13900000702", keys="11", wait_timeout_seconds=6)
     assert gave_up["outcome"] == "abandoned" and gave_up["callback_requested"] is True
-    assert gave_up["unit"] == "c-east-1-1"
+    assert gave_up["unit"] == "d-east" and gave_up["answered_at"] is None
+    first = await busy
+    assert first["agent"] == "1009"
 
-    # The agent is back at the desk (the silent phone replaced by one that answers).
-    [silent] = [p for p in stack.phones.phones if p.user == "1013"]
-    await silent.stop()
-    settings = stack.settings
-    agent = AgentPhone(
-        user="1013",
-        secret=SecretStore.for_home(stack.home).get(agent_secret_name("1013")),
-        pbx_host=settings.pbx.bind,
-        pbx_port=settings.pbx.sip_port,
-        ring_ms=600,
-        talk_ms=3000,
-        work_dir=stack.home.var_dir / "phones" / "back",
-    )
-    await agent.start()
-    stack.phones.phones.append(agent)
-
+    # Once 1009 is free again the controller rings 1009 first, then the citizen.
     done, history = await wait_for_ticket(
         stack, gave_up["id"], lambda t: t.callback_done_at is not None
     )
-    assert done.callback_attempts >= 1
-    assert history[-1].action == "callback_done"
-    assert "1013 connected to the citizen 13800000001" in (history[-1].note or "")
-    # The agent answered before the citizen's phone was even called.
+    assert done.callback_attempts == 1
+    assert [e.action for e in history][-2:] == ["callback_call", "callback_done"]
+    assert history[-1].note == "attempt 1: 1009 connected to the citizen 13900000702"
     [citizen_invite] = calls_received(citizen)
-    assert citizen_invite.startswith("INVITE sip:13800000001@")
-    agent_answered = message_times(agent, "SIP/2.0 200 OK")[0]
-    citizen_called = message_times(citizen, "INVITE sip:")[0]
-    assert agent_answered < citizen_called
+    assert citizen_invite.startswith("INVITE sip:13900000702@")
+    assert '"12345" <sip:12345@' in citizen_invite  # the citizen sees the hotline calling
+    first_answered, callback_answered = answered_invites(agent)
+    citizen_called = next(at for at, text in traced(citizen) if text.startswith("INVITE sip:"))
+    assert first_answered < callback_answered < citizen_called
     # Done once: no further callback is placed.
     await asyncio.sleep(3)
     assert len(calls_received(citizen)) == 1
     assert not CONTROLLER_ERROR.search(stack.controller_log()), stack.controller_log()
 
+
+def phone_of(stack: HotlineStack, user: str) -> PhoneProcess:
+    [phone] = [p for p in stack.phones.phones if p.user == user]
+    return phone

@@ -221,3 +221,14 @@ async def test_a_callback_is_settled_when_the_citizen_got_through_on_a_later_cal
     assert ticket.callback_done_at == START and ticket.callback_attempts == 0
     last = (await store.history(missed))[-1]
     assert last.note == "not needed: the citizen reached an agent on a later call"
+
+
+def test_an_agent_in_wrap_up_is_not_free_for_a_callback(board: AgentBoard) -> None:
+    board.apply({"event": "QueueMemberStatus", "queue": "q-d-east-zh",
+                 "interface": "PJSIP/1009", "status": "1", "paused": "0", "lastcall": "1000"})
+    assert board.idle("q-d-east-zh", now=1005, wrapup_s=10) == 0
+    assert board.idle("q-d-east-zh", now=1010, wrapup_s=10) == 1
+    # A later event without LastCall keeps what was known.
+    board.apply({"event": "QueueMemberStatus", "queue": "q-d-east-zh",
+                 "interface": "PJSIP/1009", "status": "1"})
+    assert board.idle("q-d-east-zh", now=1005, wrapup_s=10) == 0
