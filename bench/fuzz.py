@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from bench.load import LoadStack, make_bench_home
+from bench.load import LoadStack, agent_ids, make_bench_home
 from bench.report import Report
 from ivr.menu.simulator import random_key_script
 from ivr.reports.records import CALL_ENDS
@@ -32,22 +32,27 @@ TALK_MS = 1000
 
 
 class FuzzStack(LoadStack):
-    """The bench stack without the load variants, and every agent of the city answering
-    (all behind one SIPp process, so any number of calls can be talking at once)."""
+    """The bench stack without the load variants, and every agent of the sample city
+    answering (all behind one SIPp process, so any number of calls can be talking at once)."""
 
     async def start(self) -> None:
         await self.pbx.start()
         self.start_controller()
         await self.wait_controller()
+        load_agents = frozenset(agent_ids())
         phones = SimulatedPhones(
             self.home,
             self.deployment,
-            pooled=frozenset(self.deployment.routing.agents),
+            # The city's own agents; the load part's extra ones stay away.
+            pooled=frozenset(self.deployment.routing.agents) - load_agents,
+            absent=load_agents,
             talk_ms=TALK_MS,
             niceness=5,
         )
-        await phones.start()
-        self.phones.extend(phones.phones)
+        try:
+            await phones.start()
+        finally:
+            self.phones.extend(phones.phones)  # stopped by close() even after a failed start
 
 
 @contextlib.asynccontextmanager
