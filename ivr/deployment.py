@@ -53,7 +53,7 @@ from ivr.routing import (
     locate,
 )
 from ivr.routing.schema import RoutingFile
-from ivr.settings import Settings, load_settings
+from ivr.settings import SETTINGS_FILE, Settings, load_settings
 from ivr.tickets.deadlines import DeadlinePolicy, load_deadlines
 from ivr.yamlsource import ConfigError, Problem, YamlDocument, iter_yaml_files, load_yaml
 
@@ -121,6 +121,8 @@ def load_deployment(home: Home, *, check_prompt_files: bool = True) -> Deploymen
         problems.extend(cross_check_menus(menus, routing, line_locations=line_locations))
     if menus is not None and check_prompt_files:
         problems.extend(check_prompts(menus, home))
+    if menus is not None and settings is not None:
+        problems.extend(_settings_entry_problems(settings, menus, home))
     if problems:
         raise ConfigError(problems)
     assert settings is not None and deadlines is not None
@@ -133,6 +135,19 @@ def load_deployment(home: Home, *, check_prompt_files: bool = True) -> Deploymen
         deadlines=deadlines,
         loaded_at=datetime.now(UTC),
     )
+
+
+def _settings_entry_problems(settings: Settings, menus: MenuTree, home: Home) -> list[Problem]:
+    """The menu nodes config/hotline.yaml starts calls at must be listed entries."""
+    where = home.display(home.config_dir / SETTINGS_FILE)
+    named = {"calls.nobody_available_entry": settings.calls.nobody_available_entry}
+    if settings.followup.enabled:
+        named["followup.entry"] = settings.followup.entry
+    return [
+        Problem(where, 1, f"{name}: node {entry!r} is not listed under 'entries:' in dialplans/")
+        for name, entry in named.items()
+        if entry not in menus.entries
+    ]
 
 
 def cross_check_menus(

@@ -93,6 +93,17 @@ def test_settings_file_problems_are_reported(home: Home) -> None:
     assert [(p.file, p.line) for p in problems] == [("config/hotline.yaml", 2)]
 
 
+def test_settings_name_menu_entries_that_exist(home: Home) -> None:
+    (home.config_dir / "hotline.yaml").write_text(
+        "followup: {entry: survey_typo}\ncalls: {nobody_available_entry: gone}\n",
+        encoding="utf-8",
+    )
+    assert [p.message for p in _problems(home, check_prompt_files=False)] == [
+        "calls.nobody_available_entry: node 'gone' is not listed under 'entries:' in dialplans/",
+        "followup.entry: node 'survey_typo' is not listed under 'entries:' in dialplans/",
+    ]
+
+
 def test_line_problems_point_at_the_routing_file(home: Home) -> None:
     line = edit(home, "routing/lines.yaml", "entry: hotline_12345", "entry: nowhere")
     assert _problems(home, check_prompt_files=False) == [
