@@ -55,6 +55,13 @@ class CallEventRecorder:
         linkedid = event.get("linkedid", "")
         if not linkedid:
             return
+        outbound_ticket = self.services.outbound_calls.get(linkedid)
+        if outbound_ticket is not None:
+            # A callback ringing an agent: the agent's screen shows the ticket called back;
+            # the rest of the call is the dialer's to follow (ivr.outbound.dialer).
+            if name == "AgentCalled":
+                await self._ringing(linkedid, outbound_ticket, event)
+            return
         try:
             await self._record(name, linkedid, event)
         except UnknownTicket:
@@ -67,22 +74,8 @@ class CallEventRecorder:
         notifier = self.services.notifier
         queue = event.get("queue", "")
         agent = agent_id_of(event.get("interface") or event.get("membername", ""))
-        caller = event.get("calleridnum", "")
         if name == "AgentCalled":
-            unit, _ = self._unit_of(queue)
-            notifier.publish(
-                "call.ringing",
-                {
-                    "linkedid": linkedid,
-                    "ticket_id": await tickets.ticket_id_of(linkedid),
-                    "agent": agent,
-                    "unit": unit,
-                    "queue": queue,
-                    "caller": caller,
-                    # The caller's earlier matters, for the agent's screen.
-                    "history": await self.services.history.caller_history(caller),
-                },
-            )
+            await self._ringing(linkedid, await tickets.ticket_id_of(linkedid), event)
         elif name == "AgentConnect":
             self.services.answered_calls.add(linkedid)
             now = self.services.clock()
@@ -127,6 +120,26 @@ class CallEventRecorder:
             )
         elif name == "DialEnd":
             await self._emergency_answered(linkedid, event)
+
+    async def _ringing(
+        self, linkedid: str, ticket_id: str | None, event: Mapping[str, str]
+    ) -> None:
+        queue = event.get("queue", "")
+        caller = event.get("calleridnum", "")
+        unit, _ = self._unit_of(queue)
+        self.services.notifier.publish(
+            "call.ringing",
+            {
+                "linkedid": linkedid,
+                "ticket_id": ticket_id,
+                "agent": agent_id_of(event.get("interface") or event.get("membername", "")),
+                "unit": unit,
+                "queue": queue,
+                "caller": caller,
+                # The caller's earlier matters, for the agent's screen.
+                "history": await self.services.history.caller_history(caller),
+            },
+        )
 
     async def _emergency_answered(self, linkedid: str, event: Mapping[str, str]) -> None:
         """The 110 centre picked up: the hand-over is done, and how fast goes on the ticket."""

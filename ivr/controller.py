@@ -132,7 +132,10 @@ class Controller:
             )
         for name in CALL_EVENTS:
             self.ami.on_event(name, partial(self._on_call_event, recorder))
-        dialer = OutboundDialer(self.store, self.ami, self.board, self.deployments, self.clock)
+        dialer = OutboundDialer(
+            self.store, self.ami, self.board, self.deployments, self.clock,
+            outbound_calls=services.outbound_calls,
+        )
         dialer.listen()
         await self._start_guard(settings)
         for name in SECURITY_EVENTS:

@@ -80,6 +80,9 @@ class CallServices:
     clock: Callable[[], datetime] = utc_now
     #: Calls an agent has answered (AMI AgentConnect), while they last (linkedid).
     answered_calls: set[str] = field(default_factory=set)
+    #: Calls the hotline placed to citizens (ivr.outbound), linkedid -> ticket id: their
+    #: queue events are about that ticket, not about a call with a ticket of its own.
+    outbound_calls: dict[str, str] = field(default_factory=dict)
     recording_space: RecordingSpace = field(default_factory=RecordingSpace)
     #: When each emergency caller pressed the key, until the 110 centre answers (linkedid).
     emergency_started: dict[str, datetime] = field(default_factory=dict)

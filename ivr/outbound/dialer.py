@@ -86,6 +86,7 @@ class OutboundDialer:
         board: AgentBoard,
         deployments: DeploymentSource,
         clock: Callable[[], datetime],
+        outbound_calls: dict[str, str] | None = None,
     ) -> None:
         self.store = store
         self.ami = ami
@@ -94,6 +95,11 @@ class OutboundDialer:
         self.clock = clock
         #: By channel id (the linkedid of the call's channels).
         self._under_way: dict[str, CallUnderWay] = {}
+        #: linkedid -> ticket of every call placed, shared with the queue event recorder
+        #: (ivr.call_events), kept past the hang-up of the Originate's own channel: a
+        #: callback's agent and citizen talk on after it (Local channels step aside).
+        self.outbound_calls = {} if outbound_calls is None else outbound_calls
+        self._placed_at: dict[str, float] = {}
 
     @property
     def busy(self) -> frozenset[str]:
@@ -186,6 +192,8 @@ class OutboundDialer:
         )
         under_way = CallUnderWay(call, channel_id, action_id, time.monotonic())
         self._under_way[channel_id] = under_way
+        self.outbound_calls[channel_id] = call.ticket_id
+        self._placed_at[channel_id] = under_way.started
         try:
             await self.ami.originate(
                 channel,
@@ -281,6 +289,10 @@ class OutboundDialer:
 
     def _forget_old(self) -> None:
         limit = time.monotonic() - FORGET_AFTER_SECONDS
+        for channel_id, placed in list(self._placed_at.items()):
+            if placed < limit:
+                del self._placed_at[channel_id]
+                self.outbound_calls.pop(channel_id, None)
         for channel_id, under_way in list(self._under_way.items()):
             if under_way.started < limit:
                 del self._under_way[channel_id]

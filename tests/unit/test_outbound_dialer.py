@@ -14,9 +14,12 @@ import pytest
 
 from ivr.agent_board import AgentBoard
 from ivr.ami import AmiConnectionLost, AmiMessage
+from ivr.call_events import CallEventRecorder
+from ivr.events import RecordingPublisher
 from ivr.home import Home
 from ivr.outbound.dialer import OutboundDialer
 from ivr.routing import RoutingTables, load_routing
+from ivr.services import CallServices
 from ivr.settings import Settings
 from ivr.tickets import TicketStore
 
@@ -232,3 +235,36 @@ def test_an_agent_in_wrap_up_is_not_free_for_a_callback(board: AgentBoard) -> No
     board.apply({"event": "QueueMemberStatus", "queue": "q-d-east-zh",
                  "interface": "PJSIP/1009", "status": "1"})
     assert board.idle("q-d-east-zh", now=1005, wrapup_s=10) == 0
+
+
+async def test_a_callback_rings_the_agent_with_the_ticket_on_screen(
+    dialer: OutboundDialer, store: TicketStore, board: AgentBoard, tmp_path: Path
+) -> None:
+    ticket_id = await store.open_call("call-5", line="12345", caller="13800000001",
+                                      unit="c-east-1-1", callback_requested=True,
+                                      outcome="abandoned", ended_at=START)
+    board.apply({"event": "QueueMemberStatus", "queue": "q-c-east-1-1-zh",
+                 "interface": "PJSIP/1013", "status": "1", "paused": "0"})
+    await dialer.tick()
+    [sent] = fake_ami(dialer).originated
+    events = RecordingPublisher()
+    services = CallServices(
+        home=Home(tmp_path), deployments=dialer.deployments, tickets=store,  # type: ignore[arg-type]
+        history=store, agents=board, pbx_home=str(tmp_path), notifier=events,
+        outbound_calls=dialer.outbound_calls,
+    )
+    recorder = CallEventRecorder(services)
+    linkedid = sent["channel_id"]
+    await recorder.on_event({"event": "AgentCalled", "linkedid": linkedid,
+                             "queue": "q-c-east-1-1-zh", "interface": "PJSIP/1013",
+                             "calleridnum": "13800000001"})
+    # The agent's answer is the dialer's to follow, not a call of its own.
+    await recorder.on_event({"event": "AgentConnect", "linkedid": linkedid,
+                             "queue": "q-c-east-1-1-zh", "interface": "PJSIP/1013"})
+
+    [ringing] = events.events
+    assert ringing.event == "call.ringing"
+    assert ringing.data["ticket_id"] == ticket_id and ringing.data["agent"] == "1013"
+    history = ringing.data["history"]
+    assert isinstance(history, list) and [t["ticket_id"] for t in history] == [ticket_id]
+    assert (await store.get(ticket_id)).agent is None
