@@ -42,6 +42,7 @@ from ivr.outbound.plan import (
 from ivr.routing import RoutingTables, queue_name
 from ivr.services import DeploymentSource
 from ivr.settings import Settings
+from ivr.spool import is_database_outage
 from ivr.tickets import OutboundKind, Ticket, TicketError, TicketStore
 
 log = structlog.get_logger(__name__)
@@ -115,8 +116,12 @@ class OutboundDialer:
         while True:
             try:
                 await self.tick()
-            except Exception:
-                log.exception("outbound calls not placed; trying again later")
+            except Exception as exc:
+                if not is_database_outage(exc):
+                    log.exception("outbound calls not placed; trying again later")
+                else:
+                    # Calls go on during an outage (the spool); these wait for its end.
+                    log.warning("outbound calls wait for the ticket database", error=str(exc))
             await asyncio.sleep(self.deployments.current.settings.outbound.poll_seconds)
 
     async def tick(self) -> list[OutboundCall]:
@@ -125,14 +130,17 @@ class OutboundDialer:
         self._forget_old()
         deployment = self.deployments.current
         settings = deployment.settings
+        followup, callbacks = retry_policy(settings.followup), retry_policy(settings.callbacks)
+        if followup is None and callbacks is None:
+            return []
         candidates = await self.store.outbound_candidates()
-        settled = await self._settle_callbacks(candidates)
+        settled = await self._settle_callbacks(candidates) if callbacks else frozenset()
         calls = plan_calls(
             candidates,
             now=self.clock(),
             tables=deployment.routing,
-            followup=retry_policy(settings.followup),
-            callbacks=retry_policy(settings.callbacks),
+            followup=followup,
+            callbacks=callbacks,
             idle_agents=self._idle_agents(deployment.routing),
             busy=self.busy | settled,
         )

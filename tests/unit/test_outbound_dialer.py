@@ -268,3 +268,14 @@ async def test_a_callback_rings_the_agent_with_the_ticket_on_screen(
     history = ringing.data["history"]
     assert isinstance(history, list) and [t["ticket_id"] for t in history] == [ticket_id]
     assert (await store.get(ticket_id)).agent is None
+
+
+async def test_switched_off_the_dialer_reads_no_tickets(
+    store: TicketStore, board: AgentBoard
+) -> None:
+    off = Settings.model_validate({"followup": {"enabled": False}, "callbacks": {"enabled": False}})
+    deployments = FakeDeployments(FakeDeployment(off, load_routing(Home(REPO))))
+    dialer = OutboundDialer(store, FakeAmi(), board, deployments, Clock())  # type: ignore[arg-type]
+    await resolved_ticket(store)
+    await store.close()  # a read would now fail
+    assert await dialer.tick() == []
