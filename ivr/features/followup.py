@@ -74,7 +74,12 @@ async def handle(session: AgiSession, services: FollowupServices) -> None:
         log.info("follow-up call ended without a rating", path=result.path)
         return
     note = f"the citizen's reason: {comment}.wav" if comment else None
-    moved = await services.store.follow_up(
-        ticket.id, rating, actor=ACTOR, note=note, now=services.clock()
-    )
+    try:
+        moved = await services.store.follow_up(
+            ticket.id, rating, actor=ACTOR, note=note, now=services.clock()
+        )
+    except TicketError as exc:
+        # Changed while the citizen was answering (an agent rated it, say): theirs stands.
+        log.warning("follow-up rating not written", rating=rating, reason=str(exc))
+        return
     log.info("follow-up rated", rating=rating, status=moved.status)
