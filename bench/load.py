@@ -47,7 +47,7 @@ from ivr.pbx.asterisk import wait_fully_booted
 from ivr.ports import free_port, free_port_pair
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore, agent_secret_name
 from ivr.settings import database_url
-from ivr.sipp.peers import AgentPool, CitizenCall, PhoneProcess, sipp_binary
+from ivr.sipp.peers import AgentPhone, AgentPool, CitizenCall, PhoneProcess, sipp_binary
 from ivr.stack import Pbx, add_simulated_agents
 from ivr.tickets import TicketStore
 
@@ -277,7 +277,11 @@ class LoadStack:
         centre = PhoneProcess(user="110", local_port=self.settings.emergency.trunk.port,
                               ring_ms=300, talk_ms=1000, fixed_port=True, niceness=5,
                               work_dir=work)
-        for phone in (pool, centre):
+        # The hold step's queue: a phone that rings and is never picked up.
+        holder = AgentPhone(user=HOLD_AGENT, secret=secrets.get(agent_secret_name(HOLD_AGENT)),
+                            pbx_host=pbx.bind, pbx_port=pbx.sip_port, answer=False,
+                            niceness=5, work_dir=work)
+        for phone in (pool, holder, centre):
             await phone.start()
             self.phones.append(phone)
 
@@ -465,6 +469,126 @@ async def run_step(stack: LoadStack, variant: str, rate: float, seconds: float,
     return result
 
 
+#: West district: its one agent's phone rings and nobody answers, so callers wait in the
+#: queue with their FastAGI session open, as many as the bench wants at once.
+HOLD_KEYS = "12"
+HOLD_AGENT = "1010"
+HOLD_RATE = 10.0
+HOLD_WAIT_SECONDS = 60.0
+#: Live call counts at which the AGI round trip and the controller's memory are read.
+HOLD_MARKS = (100, 500)
+#: The round trips of the 2 * HOLD_BAND calls arriving before each mark are timed.
+HOLD_BAND = 30
+
+
+@dataclass
+class HoldResult:
+    peak_calls: int = 0
+    rss_before_mb: float = 0.0
+    #: mark -> (round trips measured around it, controller RSS at mark + band)
+    at_mark: dict[int, tuple[list[float], float]] = field(default_factory=dict)
+
+
+async def hold_step(stack: LoadStack) -> HoldResult:
+    """Callers pile up in a queue nobody answers until HOLD_MARKS[-1] + HOLD_BAND are live;
+    the AGI round trips of the calls arriving just before each mark are timed."""
+    result = HoldResult()
+    count = HOLD_MARKS[-1] + 2 * HOLD_BAND
+    tag = f"hold-{random.randrange(1 << 24):06x}"
+    work = stack.home.var_dir / "load" / tag
+    work.mkdir(parents=True, exist_ok=True)
+    citizen = CitizenCall(pbx_host=stack.settings.pbx.bind, pbx_port=stack.settings.pbx.sip_port,
+                          line=HOTLINE, caller="13900008888", keys=HOLD_KEYS, talk_seconds=1,
+                          wait_timeout_seconds=HOLD_WAIT_SECONDS, call_id=f"bench-{tag}",
+                          work_dir=work)
+    scenario = work / "citizen.xml"
+    scenario.write_text(citizen.scenario())
+    stats = work / "stats.csv"
+    pbx = stack.settings.pbx
+    command = [
+        "nice", "-n", "5", sipp_binary(), f"{pbx.bind}:{pbx.sip_port}",
+        "-sf", str(scenario), "-s", HOTLINE,
+        "-r", str(int(HOLD_RATE * 10)), "-rp", "10000", "-m", str(count), "-l", str(count),
+        "-cid_str", f"bench-{tag}-%u",
+        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
+        "-mi", "127.0.0.1", "-mp", str(free_port_pair()),
+        "-nostdin", "-trace_stat", "-stf", str(stats), "-fd", "1",
+        "-trace_err", "-error_file", str(work / "errors.log"),
+        "-timeout", f"{int(count / HOLD_RATE + HOLD_WAIT_SECONDS + 90)}s",
+    ]  # fmt: skip
+    result.rss_before_mb = rss_mb(stack.controller_pid)
+    pending = list(HOLD_MARKS)
+    measuring: int | None = None
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=str(work), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        while process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 0.5)
+            rows = read_stats(stats)
+            live = int(rows[-1].get("CurrentCall", "0") or 0) if rows else 0
+            result.peak_calls = max(result.peak_calls, live)
+            if measuring is None and pending and live >= pending[0] - 2 * HOLD_BAND:
+                measuring = pending.pop(0)
+                stack.probe_samples()  # forget the calls before the band
+            elif measuring is not None and live >= measuring:
+                samples = stack.probe_samples()
+                trips = [x for name in ROUND_TRIP_COMMANDS for x in samples.get(name, [])]
+                result.at_mark[measuring] = (trips, rss_mb(stack.controller_pid))
+                measuring = None
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return result
+
+
+def hold_figures(report: Report, hold: HoldResult) -> None:
+    report.section("hold", f"Live calls held: callers wait in q-d-west-zh (nobody answers), "
+                           f"arriving at {HOLD_RATE:g}/s")
+    report.add("hold", "peak_calls", hold.peak_calls, "concurrent calls at peak")
+    for mark, (trips, rss) in sorted(hold.at_mark.items()):
+        if trips:
+            report.add("hold", f"agi_round_trip_p50_ms_at_{mark}", percentile(trips, 0.5) * 1000,
+                       f"AGI round trip p50 at ~{mark} live calls (n={len(trips)})", "ms")
+            report.add("hold", f"agi_round_trip_p99_ms_at_{mark}", percentile(trips, 0.99) * 1000,
+                       f"AGI round trip p99 at ~{mark} live calls", "ms")
+        report.add("hold", f"rss_kb_per_live_call_at_{mark}",
+                   (rss - hold.rss_before_mb) * 1024 / mark,
+                   f"controller RSS growth per live call at ~{mark}", "KB")
+    missing = [m for m in HOLD_MARKS if m not in hold.at_mark]
+    if missing:
+        report.note(f"hold: never reached {missing} live calls (peak {hold.peak_calls})")
+
+
+async def soak(stack: LoadStack, report: Report, rate: float, minutes: float,
+               expected: list[str]) -> None:
+    """Calls at ``rate`` for ``minutes``, a minute a step: failures and the controller's memory
+    after each minute (issue 8: no errors, no memory growth beyond 5%)."""
+    report.section("soak", f"Soak: {rate:g} calls/s for {minutes:g} min (12345 keys 11)")
+    steps: list[StepResult] = []
+    rss_after: list[float] = []
+    for minute in range(max(1, round(minutes))):
+        step = await run_step(stack, "fastagi", rate, 60.0, expected)
+        steps.append(step)
+        rss_after.append(rss_mb(stack.controller_pid))
+        print(f"  minute {minute + 1:3d}: placed {step.placed:4d} failed {step.failed:3d} "
+              f"peak {step.peak_calls:3d} calls  controller RSS {rss_after[-1]:.1f} MB"
+              + ("" if not step.problems else "  " + "; ".join(step.problems)), flush=True)
+    placed = sum(step.placed for step in steps)
+    failed = sum(step.failed for step in steps)
+    report.add("soak", "calls_placed", placed, "calls placed")
+    report.add("soak", "calls_failed", failed, "calls failed (not answered by a load agent, "
+               "or a wrong ticket)")
+    # The first minute fills caches and pools: growth is measured from its end.
+    baseline = rss_after[0]
+    report.add("soak", "rss_first_minute_mb", baseline, "controller RSS after minute 1", "MB")
+    report.add("soak", "rss_last_minute_mb", rss_after[-1], "controller RSS at the end", "MB")
+    report.add("soak", "rss_growth_percent", (max(rss_after) - baseline) / baseline * 100,
+               "controller RSS growth, highest vs minute 1", "%")
+
+
 async def tickets_by_call_id(home: Home) -> dict[str, dict[str, Any]]:
     async with TicketStore(database_url(home)) as store:
         rows = await store.list(limit=100_000)
@@ -610,7 +734,8 @@ def step_figures(report: Report, step: StepResult) -> None:
     print(f"  {label:<20} {line}  [{verdict}]", flush=True)
 
 
-async def run_live(report: Report, options: LoadOptions | None, emergency_calls: int) -> None:
+async def run_live(report: Report, options: LoadOptions | None, emergency_calls: int,
+                   hold: bool = False, soak_minutes: float = 0.0) -> None:
     async with live_stack() as stack:
         best: dict[str, float] = {}
         steps: list[StepResult] = []
@@ -636,11 +761,17 @@ async def run_live(report: Report, options: LoadOptions | None, emergency_calls:
                 if not running:
                     break
             summarise(report, options, steps, best)
+        if hold:
+            hold_figures(report, await hold_step(stack))
+        if soak_minutes:
+            top = best.get("fastagi") or (max(options.rates) if options else 12.0)
+            await soak(stack, report, 0.8 * top, soak_minutes, await expected_ivr_path(stack))
         if emergency_calls:
             report.section("emergency", "Emergency key 0 -> INVITE on the 110 trunk")
             wire, seen = await emergency_latencies(stack, emergency_calls, spacing=1.5)
             report_emergency(report, "idle", wire, seen, emergency_calls)
-            rate = best.get("fastagi", 4.0) if options is not None else 4.0
+            # 80% of the highest rate the controller held (issue 7's load for this figure).
+            rate = 0.8 * best["fastagi"] if options is not None and "fastagi" in best else 4.0
             seconds = max(10.0, emergency_calls * 1.5 + 4)
             loaded = asyncio.create_task(run_step(stack, "fastagi", rate, seconds, None))
             await asyncio.sleep(4)
@@ -698,5 +829,6 @@ def summarise(report: Report, options: LoadOptions, steps: list[StepResult],
                    "controller RSS growth per live call (mean of steps)", "KB")
 
 
-def bench_live(report: Report, options: LoadOptions | None, emergency_calls: int) -> None:
-    asyncio.run(run_live(report, options, emergency_calls))
+def bench_live(report: Report, options: LoadOptions | None, emergency_calls: int,
+               hold: bool = False, soak_minutes: float = 0.0) -> None:
+    asyncio.run(run_live(report, options, emergency_calls, hold, soak_minutes))
