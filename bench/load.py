@@ -387,6 +387,28 @@ def answered_by_call(trace: Path) -> dict[str, str | None]:
     return found
 
 
+def citizens_command(stack: LoadStack, citizen: CitizenCall, *, number: str, rate: float,
+                     count: int, tag: str, timeout_s: float) -> list[str]:
+    """One SIPp process placing ``count`` calls of ``citizen``'s scenario at ``rate``, each
+    with its own Call-ID ``bench-<tag>-<n>``, statistics in stats.csv beside the scenario."""
+    work = citizen.work_dir
+    scenario = work / "citizen.xml"
+    scenario.write_text(citizen.scenario())
+    pbx = stack.settings.pbx
+    return [
+        "nice", "-n", "5", sipp_binary(), f"{pbx.bind}:{pbx.sip_port}",
+        "-sf", str(scenario), "-s", number,
+        "-r", str(int(rate * 10)), "-rp", "10000", "-m", str(count), "-l", str(count),
+        "-cid_str", f"bench-{tag}-%u",
+        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
+        "-mi", "127.0.0.1", "-mp", str(free_port_pair()),
+        "-nostdin", "-trace_msg", "-message_file", str(work / "messages.log"),
+        "-trace_stat", "-stf", str(work / "stats.csv"), "-fd", "1",
+        "-trace_err", "-error_file", str(work / "errors.log"),
+        "-timeout", f"{int(timeout_s)}s", "-timeout_error",
+    ]  # fmt: skip
+
+
 async def run_step(stack: LoadStack, variant: str, rate: float, seconds: float,
                    expected_path: list[str] | None) -> StepResult:
     result = StepResult(variant, rate)
@@ -399,22 +421,9 @@ async def run_step(stack: LoadStack, variant: str, rate: float, seconds: float,
                           line=number, caller="13900009999", keys=KEYS, talk_seconds=30,
                           # A healthy call is answered ~5 s in; an overloaded step ends sooner.
                           wait_timeout_seconds=30, call_id=f"bench-{tag}", work_dir=work)
-    scenario = work / "citizen.xml"
-    scenario.write_text(citizen.scenario())
+    command = citizens_command(stack, citizen, number=number, rate=rate, count=count, tag=tag,
+                               timeout_s=seconds + 90)
     stats, trace = work / "stats.csv", work / "messages.log"
-    pbx = stack.settings.pbx
-    command = [
-        "nice", "-n", "5", sipp_binary(), f"{pbx.bind}:{pbx.sip_port}",
-        "-sf", str(scenario), "-s", number,
-        "-r", str(int(rate * 10)), "-rp", "10000", "-m", str(count), "-l", str(count),
-        "-cid_str", f"bench-{tag}-%u",
-        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
-        "-mi", "127.0.0.1", "-mp", str(free_port_pair()),
-        "-nostdin", "-trace_msg", "-message_file", str(trace),
-        "-trace_stat", "-stf", str(stats), "-fd", "1",
-        "-trace_err", "-error_file", str(work / "errors.log"),
-        "-timeout", f"{int(seconds + 90)}s", "-timeout_error",
-    ]
     stack.probe_samples()  # forget what came before this step
     controller_cpu = cpu_seconds(stack.controller_pid)
     asterisk_cpu = cpu_seconds(stack.asterisk_pid, children=True)
@@ -501,21 +510,9 @@ async def hold_step(stack: LoadStack) -> HoldResult:
                           line=HOTLINE, caller="13900008888", keys=HOLD_KEYS, talk_seconds=1,
                           wait_timeout_seconds=HOLD_WAIT_SECONDS, call_id=f"bench-{tag}",
                           work_dir=work)
-    scenario = work / "citizen.xml"
-    scenario.write_text(citizen.scenario())
+    command = citizens_command(stack, citizen, number=HOTLINE, rate=HOLD_RATE, count=count,
+                               tag=tag, timeout_s=count / HOLD_RATE + HOLD_WAIT_SECONDS + 90)
     stats = work / "stats.csv"
-    pbx = stack.settings.pbx
-    command = [
-        "nice", "-n", "5", sipp_binary(), f"{pbx.bind}:{pbx.sip_port}",
-        "-sf", str(scenario), "-s", HOTLINE,
-        "-r", str(int(HOLD_RATE * 10)), "-rp", "10000", "-m", str(count), "-l", str(count),
-        "-cid_str", f"bench-{tag}-%u",
-        "-i", "127.0.0.1", "-p", str(free_port(socket.SOCK_DGRAM)),
-        "-mi", "127.0.0.1", "-mp", str(free_port_pair()),
-        "-nostdin", "-trace_stat", "-stf", str(stats), "-fd", "1",
-        "-trace_err", "-error_file", str(work / "errors.log"),
-        "-timeout", f"{int(count / HOLD_RATE + HOLD_WAIT_SECONDS + 90)}s",
-    ]  # fmt: skip
     result.rss_before_mb = rss_mb(stack.controller_pid)
     pending = list(HOLD_MARKS)
     measuring: int | None = None

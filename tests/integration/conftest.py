@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import mqtt_service
 import pytest
 from hotline_stack import HotlineStack, make_home
 
@@ -24,6 +25,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.fixture(scope="session")
 def asterisk_provisioned() -> None:
     provision()  # raises (fails the test) if Asterisk cannot be had
+
+
+@pytest.fixture(scope="session")
+def mosquitto_running() -> None:
+    """The machine's Mosquitto at 127.0.0.1:1883, started if it is down."""
+    try:
+        mqtt_service.ensure_mosquitto()
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -49,14 +49,6 @@ FAKE_CALL: list[tuple[str, dict[str, object]]] = [
 ]
 
 
-@pytest.fixture(scope="session")
-def mosquitto_running() -> None:
-    try:
-        mqtt_service.ensure_mosquitto()
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
 @pytest.fixture
 def prefix() -> str:
     """A topic prefix of this test's own, so that runs never see each other's messages."""

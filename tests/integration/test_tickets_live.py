@@ -163,14 +163,6 @@ async def test_database_stopped_mid_call_the_tickets_arrive_when_it_returns(
     assert len(await hotline.tickets()) == 2
 
 
-@pytest.fixture(scope="session")
-def mosquitto_running() -> None:
-    try:
-        mqtt_service.ensure_mosquitto()
-    except RuntimeError as exc:
-        pytest.fail(str(exc), pytrace=False)
-
-
 async def test_a_subscriber_receives_a_real_calls_events_in_order(
     hotline_factory: Any, mosquitto_running: None
 ) -> None:
