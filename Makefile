@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: setup system run test lint unit integration bench clean
+.PHONY: setup system run test test-postgres lint unit integration bench clean
 
 setup: system $(INSTALLED)
 
@@ -26,9 +26,18 @@ lint: $(INSTALLED)
 	$(BIN)/ruff check ivr tests bench
 	$(BIN)/mypy
 
+#: Call tests run a second time with their tickets on PostgreSQL (the whole suite on it:
+#: make test-postgres).
+POSTGRES_CALL_TESTS := tests/integration/test_foundation.py tests/integration/test_tickets_live.py
+
 test: setup lint
 	@bash scripts/services.sh mosquitto postgresql
 	$(BIN)/pytest --junitxml=var/test-report.xml
+	IVR_TEST_DATABASE=postgresql $(BIN)/pytest --junitxml=var/test-report-postgres.xml $(POSTGRES_CALL_TESTS)
+
+test-postgres: setup
+	@bash scripts/services.sh mosquitto postgresql
+	IVR_TEST_DATABASE=postgresql $(BIN)/pytest tests/integration
 
 unit: $(INSTALLED)
 	$(BIN)/pytest tests/unit

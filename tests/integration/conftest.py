@@ -3,11 +3,14 @@ databases. A missing piece is started or installed, and a test that cannot get i
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import mqtt_service
+import pg_service
 import pytest
 from hotline_stack import HotlineStack, make_home
 
@@ -47,31 +50,43 @@ def prompt_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 StackFactory = Callable[..., Any]
 
+#: ``postgresql`` runs every hotline of the suite on a scratch PostgreSQL database instead of
+#: the SQLite default (``make test-postgres``); tests that pick a database keep theirs.
+TEST_DATABASE = os.environ.get("IVR_TEST_DATABASE", "sqlite")
+
 
 @pytest.fixture
 async def hotline_factory(
     tmp_path: Path, asterisk_provisioned: None, prompt_cache: Path
 ) -> AsyncIterator[StackFactory]:
     """Start hotlines with options: ``await hotline_factory(absent=..., settings=...)``."""
+    if TEST_DATABASE not in ("sqlite", "postgresql"):
+        pytest.fail(f"IVR_TEST_DATABASE={TEST_DATABASE!r}: sqlite or postgresql", pytrace=False)
     stacks: list[HotlineStack] = []
+    async with contextlib.AsyncExitStack() as databases:
 
-    async def start(
-        settings: dict[str, Any] | None = None,
-        tweak: Callable[[Path], None] | None = None,
-        **options: Any,
-    ) -> HotlineStack:
-        root = tmp_path / f"home{len(stacks)}"
-        home = make_home(root, settings, prompt_cache)
-        if tweak is not None:
-            tweak(home.root)  # edit the sample city's YAML for this test
-        stack = HotlineStack(home, **options)
-        stacks.append(stack)
-        await stack.start()
-        return stack
+        async def start(
+            settings: dict[str, Any] | None = None,
+            tweak: Callable[[Path], None] | None = None,
+            **options: Any,
+        ) -> HotlineStack:
+            settings = dict(settings or {})
+            if TEST_DATABASE == "postgresql" and "database" not in settings:
+                pg_service.ensure_running()
+                url = await databases.enter_async_context(pg_service.scratch_database("ivr_stack"))
+                settings["database"] = {"url": url}
+            root = tmp_path / f"home{len(stacks)}"
+            home = make_home(root, settings, prompt_cache)
+            if tweak is not None:
+                tweak(home.root)  # edit the sample city's YAML for this test
+            stack = HotlineStack(home, **options)
+            stacks.append(stack)
+            await stack.start()
+            return stack
 
-    yield start
-    for stack in stacks:
-        await stack.close()
+        yield start
+        for stack in stacks:
+            await stack.close()
 
 
 @pytest.fixture
