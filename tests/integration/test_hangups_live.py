@@ -88,8 +88,10 @@ async def test_hang_up_while_110_rings(hotline_factory) -> None:  # type: ignore
         settings={"emergency": {"answer_timeout_seconds": 60}}, centre_answers=False
     )
 
+    # Key 0 once the menu surely listens (a loaded machine starts the AGI late), then a
+    # wait long enough for the trunk to ring, far shorter than its answer timeout.
     ticket = await hung_up_call(
-        stack, "13900000805", "0", first_key_delay_ms=800, wait_timeout_seconds=4
+        stack, "13900000805", "0", first_key_delay_ms=2500, wait_timeout_seconds=8
     )
 
     assert phone_of(stack, "110").received_invites(), "the 110 centre never rang"
