@@ -4,7 +4,7 @@ started, and, for demos and tests, simulated SIP phones for every agent and the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -149,23 +149,17 @@ def add_simulated_agents(root: Path, unit: str, agent_ids: Sequence[str]) -> Non
         for agent in agent_ids
     )
     agents.write_text(agents.read_text(encoding="utf-8") + extra, encoding="utf-8")
+    without_wrapup(root, [unit])
+
+
+def without_wrapup(root: Path, units_named: Collection[str] | None = None) -> None:
+    """The queues of the home at ``root`` (of ``units_named``, or all) take their agents'
+    next call at once (fuzz tests and benches send many calls to the same few agents)."""
     units_file = root / "routing" / "units.yaml"
     units = yaml.safe_load(units_file.read_text(encoding="utf-8"))
     for entry in units["units"]:
-        if entry["code"] == unit:
+        if units_named is None or entry["code"] in units_named:
             entry.setdefault("queue", {})["wrapup"] = 0
-    units_file.write_text(
-        yaml.safe_dump(units, allow_unicode=True, sort_keys=False), encoding="utf-8"
-    )
-
-
-def without_wrapup(root: Path) -> None:
-    """Every queue of the home at ``root`` takes its agents' next call at once (fuzz tests
-    and benches send many calls to the same few agents)."""
-    units_file = root / "routing" / "units.yaml"
-    units = yaml.safe_load(units_file.read_text(encoding="utf-8"))
-    for entry in units["units"]:
-        entry.setdefault("queue", {})["wrapup"] = 0
     units_file.write_text(
         yaml.safe_dump(units, allow_unicode=True, sort_keys=False), encoding="utf-8"
     )
