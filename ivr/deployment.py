@@ -143,6 +143,8 @@ def _settings_entry_problems(settings: Settings, menus: MenuTree, home: Home) ->
     named = {"calls.nobody_available_entry": settings.calls.nobody_available_entry}
     if settings.followup.enabled:
         named["followup.entry"] = settings.followup.entry
+    if settings.callbacks.enabled and settings.callbacks.offer_after_seconds:
+        named["callbacks.offer_entry"] = settings.callbacks.offer_entry
     return [
         Problem(where, 1, f"{name}: node {entry!r} is not listed under 'entries:' in dialplans/")
         for name, entry in named.items()

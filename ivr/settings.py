@@ -159,6 +159,10 @@ class CallbackSettings(CallingPolicy):
 
     #: Seconds the unit's agents may ring before the attempt counts as failed.
     agent_ring_seconds: int = Field(default=30, ge=5, le=300)
+    #: Seconds a caller waits in the first queue before being offered a callback instead
+    #: (the menu node ``offer_entry``); 0: never offered.
+    offer_after_seconds: int = Field(default=60, ge=0, le=3600)
+    offer_entry: str = "callback_offer"
 
 
 class SecuritySettings(_Strict):

@@ -46,6 +46,11 @@ log = structlog.get_logger(__name__)
 OVERFLOW_STATUSES = frozenset(
     {"TIMEOUT", "JOINEMPTY", "LEAVEEMPTY", "JOINUNAVAIL", "LEAVEUNAVAIL", "FULL"}
 )
+#: A caller waiting in a queue chose to be called back (the callback offer menu sets its
+#: ``callback`` variable to ``requested``): the ticket's outcome, and the wait's end.
+CALLBACK_CHOSEN = "callback_chosen"
+CALLBACK_VARIABLE = "callback"
+CALLBACK_REQUESTED = "requested"
 #: Queue() options: ring back instead of hold music, and let the agent transfer (to 110).
 QUEUE_OPTIONS = "rt"
 
@@ -299,13 +304,12 @@ class HotlineCall:
         for index, hop in enumerate(decision.hops):
             first = {**located, "recording": recording} if index == 0 else {}
             await self.update(unit=hop.unit, level=hop.level, **first)
-            await self.session.set_variable(chanvars.QUEUESTATUS, "")
-            self.queued_at = hop
-            await self.session.exec(
-                "Queue", hop.queue, QUEUE_OPTIONS, "", "", str(hop.timeout_seconds)
-            )
-            status = (await self.session.get_variable(chanvars.QUEUESTATUS)) or ""
-            self.queued_at = None
+            if index == 0:
+                status = await self.wait_offering_callback(hop, result)
+            else:
+                status = await self.wait_in_queue(hop, hop.timeout_seconds)
+            if status == CALLBACK_CHOSEN:
+                return
             if status not in OVERFLOW_STATUSES:
                 log.info("queue left", queue=hop.queue, status=status)
                 return
@@ -317,6 +321,41 @@ class HotlineCall:
                 outcome=status.lower(),
             )
         await self.leave_message(result)
+
+    async def wait_in_queue(self, hop: Hop, timeout_s: int) -> str:
+        """Queue() at ``hop`` for up to ``timeout_s``; its QUEUESTATUS."""
+        await self.session.set_variable(chanvars.QUEUESTATUS, "")
+        self.queued_at = hop
+        await self.session.exec("Queue", hop.queue, QUEUE_OPTIONS, "", "", str(timeout_s))
+        status = (await self.session.get_variable(chanvars.QUEUESTATUS)) or ""
+        self.queued_at = None
+        return status
+
+    async def wait_offering_callback(self, hop: Hop, result: MenuResult) -> str:
+        """Wait at ``hop``; past callbacks.offer_after_seconds the caller is offered, once,
+        a callback (回拨) instead of waiting on. Waiting on re-enters the queue for the rest
+        of its time (app_queue has no pause in place), behind who joined meanwhile."""
+        callbacks = self.deployment.settings.callbacks
+        offer_after = callbacks.offer_after_seconds if callbacks.enabled else 0
+        if not 0 < offer_after < hop.timeout_seconds:
+            return await self.wait_in_queue(hop, hop.timeout_seconds)
+        status = await self.wait_in_queue(hop, offer_after)
+        if status != "TIMEOUT":
+            return status
+        call = CallStart(
+            line=self.args.line,
+            caller=self.caller,
+            entry=callbacks.offer_entry,
+            now=self.services.clock().astimezone(self.deployment.routing.timezone),
+            preset=result.variables,
+            language=result.language,
+        )
+        offer = await run_menu(self.deployment.menus, self.session, call)
+        await self.services.tickets.append_path(self.linkedid, offer.path)
+        if offer.variables.get(CALLBACK_VARIABLE) == CALLBACK_REQUESTED:
+            await self.update(callback_requested=True, outcome=CALLBACK_CHOSEN)
+            return CALLBACK_CHOSEN
+        return await self.wait_in_queue(hop, hop.timeout_seconds - offer_after)
 
     async def known_caller(self) -> dict[str, str]:
         """Where earlier tickets found this caller (the registry's first source)."""

@@ -21,16 +21,20 @@ from ivr.tickets.model import AuditEntry, Ticket
 #: Ticket outcomes of a call a person took (``agent`` is what CDR reconciliation writes).
 ANSWERED_OUTCOMES: frozenset[str] = frozenset({"answered", "agent"})
 #: Outcomes of a caller who wanted a person and got none, without hanging up in a queue.
-UNANSWERED_OUTCOMES: frozenset[str] = frozenset({"voice_message", "nobody_available", "fallback"})
+UNANSWERED_OUTCOMES: frozenset[str] = frozenset(
+    {"voice_message", "nobody_available", "fallback", "callback_chosen"}
+)
 ABANDONED_OUTCOME = "abandoned"
 #: Where a call ended for the caller, by ticket outcome: a person, a voice message (taken,
-#: or offered to a silent caller), 110, or the menus' polite goodbye. DTMF fuzzing checks
+#: or offered to a silent caller), a callback chosen while waiting, 110, or the menus'
+#: polite goodbye. DTMF fuzzing checks
 #: that every call ends in one of these.
 CALL_ENDS: dict[str, str] = {
     "answered": "agent",
     "agent": "agent",
     "voice_message": "voice message",
     "nobody_available": "voice message",
+    "callback_chosen": "callback",
     "transferred_110": "110",
     "goodbye": "goodbye",
     "failure": "goodbye",
@@ -55,7 +59,8 @@ class Disposition(StrEnum):
     ANSWERED = "answered"
     #: Hung up while waiting in a queue.
     ABANDONED = "abandoned"
-    #: Wanted a person, none took the call: voice message, nobody available, fallback.
+    #: Wanted a person, none took the call: voice message, nobody available, fallback,
+    #: a callback chosen instead of waiting on.
     UNANSWERED = "unanswered"
     #: Never asked for a person: served by the menus, handed to 110, hung up in a menu.
     NOT_OFFERED = "not_offered"

@@ -174,3 +174,34 @@ async def test_an_abandoned_caller_is_called_back_agent_first(hotline_factory: A
 def phone_of(stack: HotlineStack, user: str) -> PhoneProcess:
     [phone] = [p for p in stack.phones.phones if p.user == user]
     return phone
+
+
+async def test_a_caller_waiting_too_long_chooses_a_callback(hotline_factory: Any) -> None:
+    trunk = free_port(socket.SOCK_DGRAM)
+    settings = outbound_settings(trunk)
+    settings["callbacks"]["offer_after_seconds"] = 5
+    stack: HotlineStack = await hotline_factory(settings=settings, talk_ms=20_000)
+    citizen = await citizen_phone(stack, trunk, keys="", talk_ms=15_000)
+    # 1009, the east district's only agent, is busy: the second caller waits, hears the
+    # offer after 5 s and presses 1. app_queue notices its timeout only between its retry
+    # cycles, so the offer comes 5-10 s into the wait: the caller presses 1 every 3 s
+    # (keys pressed in the queue itself do nothing).
+    busy = asyncio.create_task(stack.call("12345", "13900000711", keys="11"))
+    agent = phone_of(stack, "1009")
+    while not agent.received_invites():  # noqa: ASYNC110 - a file SIPp writes
+        await asyncio.sleep(0.2)
+    chose = await stack.call("12345", "13900000712", keys="11-111111", key_gap_ms=3000,
+                             no_input_ms=5000, wait_timeout_seconds=30)
+    assert chose["outcome"] == "callback_chosen" and chose["callback_requested"] is True
+    assert chose["ivr_path"][-3:] == ["callback_offer", "callback_chosen", "callback_promised"]
+    assert chose["unit"] == "d-east" and chose["answered_at"] is None
+    await busy
+
+    _, history = await wait_for_ticket(
+        stack, chose["id"], lambda t: t.callback_done_at is not None
+    )
+    assert history[-1].note == "attempt 1: 1009 connected to the citizen 13900000712"
+    assert [invite.split()[1] for invite in calls_received(citizen)] == [
+        f"sip:13900000712@127.0.0.1:{trunk}"
+    ]
+    assert not CONTROLLER_ERROR.search(stack.controller_log()), stack.controller_log()
