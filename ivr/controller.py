@@ -320,9 +320,12 @@ class Controller:
     def _write_state(self) -> None:
         assert self.agi is not None
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        self.state_file.write_text(
+        # Whole or absent: `ivr status` and the tests read it while it is being written.
+        partial = self.state_file.with_suffix(".tmp")
+        partial.write_text(
             json.dumps({"pid": os.getpid(), "agi_port": self.agi.port, "pbx_home": self.pbx_home})
         )
+        partial.replace(self.state_file)
 
     async def close(self) -> None:
         for task in self._tasks:
