@@ -22,7 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from ivr.agent_board import AgentBoard, MemberState
 from ivr.agi import FastAgiServer
-from ivr.ami import AmiClient, AmiMessage, AmiNotConnected
+from ivr.ami import AmiActionError, AmiClient, AmiMessage, AmiNotConnected
 from ivr.call_events import CALL_EVENTS, CallEventRecorder, queue_units
 from ivr.deployment import Deployment, DeploymentHolder
 from ivr.events import EventNotifier
@@ -57,6 +57,8 @@ from ivr.yamlsource import Problem
 log = structlog.get_logger(__name__)
 
 AMI_RECONNECT_MAX_SECONDS = 1.0
+RESYNC_TRIES = 40
+RESYNC_PAUSE_SECONDS = 0.25
 MEMBER_EVENTS = ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPause")
 
 
@@ -280,7 +282,18 @@ class Controller:
         """Start again from Asterisk's own view of every queue member."""
         if self.ami is None:
             return
-        members = await self.ami.queue_status()
+        members = None
+        for attempt in range(RESYNC_TRIES):
+            try:
+                members = await self.ami.queue_status()
+                break
+            except AmiActionError:
+                # Asterisk takes AMI logins before app_queue is loaded: just after a restart
+                # QueueStatus is still an unknown command for a moment.
+                if attempt == RESYNC_TRIES - 1:
+                    raise
+                await asyncio.sleep(RESYNC_PAUSE_SECONDS)
+        assert members is not None
         # Who waits is told by events only: forget callers whose leaving may have been missed.
         self.queue_callers.clear()
         self.board.replace_all(
