@@ -44,9 +44,36 @@ def _dump(_signum: int, _frame: FrameType | None) -> None:
     tmp.replace(target)
 
 
+_snapshots: list[Any] = []
+
+
+def _dump_memory(_signum: int, _frame: FrameType | None) -> None:
+    """SIGUSR2 with IVR_BENCH_TRACEMALLOC=<file>: the allocations grown since the last
+    SIGUSR2, largest first (finding what a soak's memory growth is made of)."""
+    import tracemalloc
+
+    target = os.environ.get(TRACEMALLOC_VARIABLE)
+    if not target or not tracemalloc.is_tracing():
+        return
+    snapshot = tracemalloc.take_snapshot()
+    if _snapshots:
+        lines = [str(stat) for stat in snapshot.compare_to(_snapshots[-1], "lineno")[:30]]
+        with Path(target).open("a") as out:
+            out.write("\n".join(["--- growth since the last snapshot", *lines, ""]))
+    _snapshots[:] = [snapshot]
+
+
+TRACEMALLOC_VARIABLE = "IVR_BENCH_TRACEMALLOC"
+
+
 def main() -> None:
     _install()
     signal.signal(signal.SIGUSR1, _dump)
+    if os.environ.get(TRACEMALLOC_VARIABLE):
+        import tracemalloc
+
+        tracemalloc.start(1)
+        signal.signal(signal.SIGUSR2, _dump_memory)
     from ivr.cli import main as ivr_main
 
     ivr_main()
