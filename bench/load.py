@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -387,6 +387,32 @@ def answered_by_call(trace: Path) -> dict[str, str | None]:
     return found
 
 
+def round_trips(samples: dict[str, list[float]]) -> list[float]:
+    """The round trips of the commands that do no media (see ROUND_TRIP_COMMANDS)."""
+    return [x for name in ROUND_TRIP_COMMANDS for x in samples.get(name, [])]
+
+
+async def run_sipp(command: list[str], stats: Path, poll_s: float,
+                   on_live: Callable[[int], None]) -> int | None:
+    """Run a citizens' SIPp to its end, telling ``on_live`` the calls up at each poll of its
+    statistics; returns SIPp's exit code (negative when it had to be killed)."""
+    process = await asyncio.create_subprocess_exec(
+        *command, cwd=str(stats.parent), stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL)
+    try:
+        while process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), poll_s)
+            rows = read_stats(stats)
+            if rows:
+                on_live(int(rows[-1].get("CurrentCall", "0") or 0))
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    return process.returncode
+
+
 def citizens_command(stack: LoadStack, citizen: CitizenCall, *, number: str, rate: float,
                      count: int, tag: str, timeout_s: float) -> list[str]:
     """One SIPp process placing ``count`` calls of ``citizen``'s scenario at ``rate``, each
@@ -428,27 +454,16 @@ async def run_step(stack: LoadStack, variant: str, rate: float, seconds: float,
     controller_cpu = cpu_seconds(stack.controller_pid)
     asterisk_cpu = cpu_seconds(stack.asterisk_pid, children=True)
     result.rss_before_mb = rss_mb(stack.controller_pid)
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=str(work), stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
-    try:
-        while process.returncode is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 1.0)
-            rows = read_stats(stats)
-            if rows:
-                live = int(rows[-1].get("CurrentCall", "0") or 0)
-                if live >= result.peak_calls:
-                    result.peak_calls = live
-                    result.rss_peak_mb = max(result.rss_peak_mb, rss_mb(stack.controller_pid))
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+
+    def on_live(live: int) -> None:
+        if live >= result.peak_calls:
+            result.peak_calls = live
+            result.rss_peak_mb = max(result.rss_peak_mb, rss_mb(stack.controller_pid))
+
+    returncode = await run_sipp(command, stats, 1.0, on_live)
     result.controller_cpu_s = cpu_seconds(stack.controller_pid) - controller_cpu
     result.asterisk_cpu_s = cpu_seconds(stack.asterisk_pid, children=True) - asterisk_cpu
-    samples = stack.probe_samples()
-    result.round_trips = [s for name in ROUND_TRIP_COMMANDS for s in samples.get(name, [])]
+    result.round_trips = round_trips(stack.probe_samples())
     rows = read_stats(stats)
     if rows:
         last = rows[-1]
@@ -456,7 +471,7 @@ async def run_step(stack: LoadStack, variant: str, rate: float, seconds: float,
         result.sipp_failed = int(last.get("FailedCall(C)", "0") or 0)
         result.peak_calls = max(result.peak_calls,
                                 max(int(row.get("CurrentCall", "0") or 0) for row in rows))
-    result.placed = max(result.placed, count if process.returncode == 0 else result.placed)
+    result.placed = max(result.placed, count if returncode == 0 else result.placed)
     answered = answered_by_call(trace)
     agents = set(agent_ids())
     wrong_calls = {call_id for call_id, agent in answered.items() if agent not in agents}
@@ -516,28 +531,19 @@ async def hold_step(stack: LoadStack) -> HoldResult:
     result.rss_before_mb = rss_mb(stack.controller_pid)
     pending = list(HOLD_MARKS)
     measuring: int | None = None
-    process = await asyncio.create_subprocess_exec(
-        *command, cwd=str(work), stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL)
-    try:
-        while process.returncode is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), 0.5)
-            rows = read_stats(stats)
-            live = int(rows[-1].get("CurrentCall", "0") or 0) if rows else 0
-            result.peak_calls = max(result.peak_calls, live)
-            if measuring is None and pending and live >= pending[0] - 2 * HOLD_BAND:
-                measuring = pending.pop(0)
-                stack.probe_samples()  # forget the calls before the band
-            elif measuring is not None and live >= measuring:
-                samples = stack.probe_samples()
-                trips = [x for name in ROUND_TRIP_COMMANDS for x in samples.get(name, [])]
-                result.at_mark[measuring] = (trips, rss_mb(stack.controller_pid))
-                measuring = None
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+
+    def on_live(live: int) -> None:
+        nonlocal measuring
+        result.peak_calls = max(result.peak_calls, live)
+        if measuring is None and pending and live >= pending[0] - 2 * HOLD_BAND:
+            measuring = pending.pop(0)
+            stack.probe_samples()  # forget the calls before the band
+        elif measuring is not None and live >= measuring:
+            trips = round_trips(stack.probe_samples())
+            result.at_mark[measuring] = (trips, rss_mb(stack.controller_pid))
+            measuring = None
+
+    await run_sipp(command, stats, 0.5, on_live)
     return result
 
 
