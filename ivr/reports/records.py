@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlalchemy import func, or_
+from sqlalchemy.sql.elements import ColumnElement
+
 from ivr.tickets.lifecycle import Action, Rating, Status
 from ivr.tickets.model import AuditEntry, Ticket
 
@@ -134,6 +137,29 @@ class TicketRecord:
     @property
     def satisfied(self) -> bool:
         return self.rating in SATISFIED_RATINGS
+
+
+# -- the same judgements in SQL, for counts the database makes (tests prove them equal) -----
+
+
+def _answered_sql() -> ColumnElement[bool]:
+    return or_(Ticket.answered_at.is_not(None), Ticket.outcome.in_(sorted(ANSWERED_OUTCOMES)))
+
+
+def offered_sql() -> ColumnElement[bool]:
+    """SQL for :attr:`TicketRecord.offered`: answered, queued, or an outcome that wanted a
+    person (abandoned, unanswered)."""
+    return or_(
+        _answered_sql(),
+        func.json_array_length(Ticket.route_hops) > 0,
+        Ticket.outcome.in_(sorted({ABANDONED_OUTCOME, *UNANSWERED_OUTCOMES})),
+    )
+
+
+def answered_within_sql(seconds: float) -> ColumnElement[bool]:
+    """SQL for "answered, after waiting at most ``seconds``" (the service level's numerator,
+    as :func:`ivr.reports.metrics.measure` counts it)."""
+    return _answered_sql() & Ticket.wait_seconds.is_not(None) & (Ticket.wait_seconds <= seconds)
 
 
 def _returning_unit(entry: AuditEntry) -> str:

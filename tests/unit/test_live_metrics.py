@@ -18,9 +18,8 @@ from ivr.live_metrics import (
     MetricsServer,
     QueueCallers,
     agents_by_unit,
+    service_levels,
 )
-from ivr.reports.metrics import measure
-from ivr.reports.records import TicketRecord
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)
 UNITS = {"q-east-zh": "d-east", "q-east-en": "d-east", "q-west-zh": "d-west"}
@@ -87,11 +86,6 @@ def test_call_metrics_count_live_and_finished_calls() -> None:
     assert registry.get_sample_value(total, {"line": "12315", "outcome": FAILED_OUTCOME}) == 1
 
 
-def answered(wait: float, unit: str) -> TicketRecord:
-    return TicketRecord(id=f"{unit}-{wait}", created_at=T0, unit=unit, outcome="answered",
-                        answered_at=T0, wait_seconds=wait, route_hops=1)  # fmt: skip
-
-
 def test_the_collector_reads_the_live_state_at_each_scrape() -> None:
     board = AgentBoard()
     board.replace_all([member("q-east-zh", "1001", 1), member("q-west-zh", "1006", 2)])
@@ -99,11 +93,10 @@ def test_the_collector_reads_the_live_state_at_each_scrape() -> None:
     callers.apply(event("QueueCallerJoin", "q-west-zh", "c"), T0)
     now = [T0 + timedelta(seconds=12)]
     collector = HotlineCollector(board, callers, lambda: UNITS, lambda: now[0], 20, 60)
-    records = [answered(5, "d-east"), answered(30, "d-east"), answered(10, "d-west")]
-    collector.levels = {
-        "all": measure(records, now=T0, answer_within=20),
-        "d-east": measure(records[:2], now=T0, answer_within=20, group="d-east"),
-    }
+    collector.levels = service_levels({
+        "d-east": {"offered": 2, "answered_within": 1},
+        "d-west": {"offered": 1, "answered_within": 1},
+    })
     registry = CollectorRegistry()
     registry.register(collector)
     value = registry.get_sample_value

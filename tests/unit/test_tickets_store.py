@@ -483,3 +483,41 @@ async def test_a_callback_is_owed_after_the_call_until_the_citizen_answers(
     assert done.callback_done_at == NOW
     assert await store.outbound_candidates() == []
     assert ticket_as_json(done)["callback_done_at"] == NOW.isoformat()
+
+
+async def test_the_database_counts_the_service_level_as_the_reports_do(
+    store: TicketStore,
+) -> None:
+    """The live service level is counted in SQL (offered_sql, answered_within_sql); on every
+    mix of outcome, answer, wait and queueing it must equal what measure() finds in Python."""
+    from itertools import product
+
+    from ivr.live_metrics import service_level_conditions
+    from ivr.reports.load import load_records
+    from ivr.reports.metrics import GroupBy, service_metrics
+    from ivr.reports.records import CALL_ENDS, HUNG_UP_OUTCOME, UNANSWERED_OUTCOMES
+    from ivr.tickets.model import Ticket
+
+    outcomes = [None, "abandoned", HUNG_UP_OUTCOME, "transferred_110", *CALL_ENDS,
+                *UNANSWERED_OUTCOMES]  # fmt: skip
+    mixes = product(outcomes, (None, NOW), (None, 5.0, 20.0, 21.0), (False, True), ("d-a", None))
+    for number, (outcome, answered_at, wait, queued, unit) in enumerate(mixes):
+        linkedid = f"mix-{number}"
+        await _call(store, linkedid)
+        await store.update_call(
+            linkedid, outcome=outcome, answered_at=answered_at, wait_seconds=wait, unit=unit
+        )
+        if queued:
+            await store.append_route_hop(linkedid, unit=unit or "city", queue="q")
+    await store.open_call("too-old", line="12345", created_at=NOW - timedelta(hours=2))
+    await store.update_call("too-old", outcome="answered", wait_seconds=1.0, unit="d-a")
+
+    since = NOW - timedelta(hours=1)
+    counted = await store.count_since(since, Ticket.unit, service_level_conditions(20))
+    records = await load_records(store, since=since, with_history=False)
+    expected = {
+        row.group: {"offered": row.offered, "answered_within": row.answered_within}
+        for row in service_metrics(records, now=NOW, tz=UTC, by=GroupBy.UNIT, answer_within=20)
+    }
+    assert {unit or "(none)": row for unit, row in counted.items()} == expected
+    assert expected["d-a"]["offered"] > expected["d-a"]["answered_within"] > 0
