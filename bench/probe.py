@@ -64,6 +64,27 @@ def _dump_memory(_signum: int, _frame: FrameType | None) -> None:
 
 
 TRACEMALLOC_VARIABLE = "IVR_BENCH_TRACEMALLOC"
+CENSUS_VARIABLE = "IVR_BENCH_CENSUS"
+_census: dict[str, int] = {}
+
+
+def _dump_census(_signum: int, _frame: FrameType | None) -> None:
+    """SIGUSR2 with IVR_BENCH_CENSUS=<file>: live objects by type that grew in number since
+    the last SIGUSR2, plus the allocator's arena figures (growth tracemalloc cannot see)."""
+    import gc
+    import sys
+    from collections import Counter
+
+    gc.collect()
+    counts = Counter(type(obj).__qualname__ for obj in gc.get_objects())
+    grown = sorted(((counts[name] - _census.get(name, 0), name) for name in counts), reverse=True)
+    lines = [f"--- census at {time.strftime('%H:%M:%S')}: {sum(counts.values())} objects"]
+    lines += [f"{delta:+9d} {counts[name]:9d} {name}" for delta, name in grown[:25]]
+    with Path(os.environ[CENSUS_VARIABLE]).open("a") as out:
+        out.write("\n".join(lines) + "\n")
+        sys._debugmallocstats()  # writes to stderr: the controller's log keeps it
+    _census.clear()
+    _census.update(counts)
 
 
 def main() -> None:
@@ -74,6 +95,8 @@ def main() -> None:
 
         tracemalloc.start(1)
         signal.signal(signal.SIGUSR2, _dump_memory)
+    elif os.environ.get(CENSUS_VARIABLE):
+        signal.signal(signal.SIGUSR2, _dump_census)
     from ivr.cli import main as ivr_main
 
     ivr_main()
