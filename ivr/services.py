@@ -49,6 +49,8 @@ class TicketWriter(Protocol):
         queue: str | None = None,
         outcome: str | None = None,
     ) -> str | None: ...
+    def forget_call(self, linkedid: str) -> None:
+        """The call is over: what the writer keeps of it to write it faster may go."""
 
 
 class TicketHistory(Protocol):

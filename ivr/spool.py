@@ -576,6 +576,12 @@ class SpoolingTicketWriter:
             self._calls.popitem(last=False)
         return memory
 
+    def forget_call(self, linkedid: str) -> None:
+        """Drop the memory of an ended call: kept for every call a busy day brings, it made
+        the controller grow. A write that still comes (AgentComplete's talk time) reads the
+        store, as after a restart."""
+        self._calls.pop(linkedid, None)
+
     async def _learn_existing(self, linkedid: str) -> _CallMemory:
         """What the store holds of a call just opened there (it may be a call that came back
         to the menu, with a path already)."""

@@ -195,6 +195,7 @@ class HotlineCall:
             answered = self.linkedid in self.services.answered_calls
             self.services.answered_calls.discard(self.linkedid)
         await self.update(ended_at=self.services.clock(), **ended)
+        self.services.tickets.forget_call(self.linkedid)
         if answered:
             self.outcome = "answered"  # written by ivr.call_events on AgentConnect
         if not answered:

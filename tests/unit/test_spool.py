@@ -284,6 +284,23 @@ async def test_writes_go_straight_to_the_store_when_it_is_up(
     assert not spool.path.exists()
 
 
+async def test_an_ended_call_is_forgotten_and_later_writes_still_land(
+    spool: TicketSpool, store: TicketStore
+) -> None:
+    async with SpoolingTicketWriter(store, spool, clock=lambda: NOW) as writer:
+        for number in range(50):
+            await writer.open_call(f"f.{number}", line="12345")
+            await writer.append_path(f"f.{number}", ["welcome"])
+            writer.forget_call(f"f.{number}")
+        assert not writer._calls  # what a busy day's ended calls must not leave behind
+        await writer.append_path("f.7", ["main"])  # a late write of an ended call
+        await writer.update_call("f.7", talk_seconds=12.0)
+    ticket = await store.by_linkedid("f.7")
+    assert ticket is not None
+    assert ticket.ivr_path == ["welcome", "main"]
+    assert ticket.talk_seconds == 12.0
+
+
 async def test_a_locked_database_spools_and_every_write_lands_once(
     spool: TicketSpool, store: TicketStore, locked: sqlite3.Connection
 ) -> None:
