@@ -1,7 +1,8 @@
 """Hotspot alarms while the controller runs (issue 9 part 5): every
-``reports.hotspot_interval_minutes`` the recent tickets go through the hotspot detector
-(:mod:`ivr.reports.hotspots`), and each new hotspot is announced once as ``alarm.raised``
-(kind ``hotspot``) with the tickets behind it.
+``reports.hotspot_interval_minutes`` the recent tickets' counts (per place, category and day,
+counted by the database) go through the hotspot detector (:mod:`ivr.reports.hotspots`), and
+each new hotspot is announced once as ``alarm.raised`` (kind ``hotspot``) with the tickets
+behind it.
 
 "Once" means once per episode: a place and category that stay hot on consecutive days (or
 are checked again and again on the same day) raise one alarm; after a whole day that is not
@@ -13,7 +14,7 @@ announces a hotspot that is still going on once more, which a supervisor can liv
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any
@@ -26,13 +27,13 @@ from ivr.reports.hotspots import (
     Hotspot,
     HotspotSettings,
     PlaceTree,
+    TicketCounts,
     alarms_for,
     collapse_nested,
-    detect_hotspots,
+    detect_hotspots_in_counts,
     places_from_routing,
+    with_ticket_ids,
 )
-from ivr.reports.load import load_records
-from ivr.reports.records import TicketRecord
 from ivr.routing import RoutingTables
 from ivr.tickets import TicketStore
 
@@ -65,36 +66,46 @@ class HotspotWatch:
         self.last_hot = {key: last for key, last in self.last_hot.items() if last >= day}
 
 
-def history_start(today: date, settings: HotspotSettings, tz: tzinfo) -> datetime:
-    """The first moment of the tickets one run needs: the baseline of the first checked day."""
-    first = today - timedelta(days=CHECKED_DAYS - 1 + settings.baseline_days)
-    return datetime.combine(first, time(), tzinfo=tz)
+def first_history_day(today: date, settings: HotspotSettings) -> date:
+    """The first day of the tickets one run needs: the baseline of the first checked day."""
+    return today - timedelta(days=CHECKED_DAYS - 1 + settings.baseline_days)
 
 
-def hotspot_alarms(
-    records: Sequence[TicketRecord],
+def fresh_hotspots(
+    counts: TicketCounts,
     places: PlaceTree,
     watch: HotspotWatch,
     *,
-    now: datetime,
-    tz: tzinfo,
+    today: date,
     settings: HotspotSettings = DEFAULT_HOTSPOT_SETTINGS,
-    names: Mapping[str, str] | None = None,
-) -> list[dict[str, Any]]:
-    """The ``alarm.raised`` payloads of one run: hotspots of the checked days not announced
-    yet (the most exact place of each, see :func:`collapse_nested`)."""
-    today = now.astimezone(tz).date()
+) -> list[Hotspot]:
+    """The hotspots of one run to announce: those of the checked days not announced yet
+    (the most exact place of each, see :func:`collapse_nested`), still without their
+    tickets (see :func:`with_ticket_ids`)."""
     first_checked = today - timedelta(days=CHECKED_DAYS - 1)
-    found = detect_hotspots(
-        records, places, tz=tz, settings=settings, since=first_checked, until=today
+    found = detect_hotspots_in_counts(
+        counts, places, settings=settings, since=first_checked, until=today
     )
     fresh = watch.fresh(collapse_nested(found, places))
     watch.forget_before(first_checked - timedelta(days=1))
-    return alarms_for(fresh, names)
+    return fresh
 
 
 def place_names(tables: RoutingTables) -> dict[str, str]:
     return {code: unit.name.zh for code, unit in tables.units.items()}
+
+
+async def read_ticket_ids_behind(
+    store: TicketStore, hotspot: Hotspot, places: PlaceTree, tz: tzinfo
+) -> list[str]:
+    """The ids of the tickets a hotspot counted (as :func:`ticket_ids_behind` finds them in
+    records): read only for the few hotspots announced."""
+    return await store.ticket_ids_opened(
+        category=hotspot.category,
+        locations=places.within(hotspot.place),
+        start=datetime.combine(hotspot.day, time(), tzinfo=tz),
+        end=datetime.combine(hotspot.day + timedelta(days=1), time(), tzinfo=tz),
+    )
 
 
 async def check_once(
@@ -105,19 +116,21 @@ async def check_once(
     now: datetime,
     settings: HotspotSettings = DEFAULT_HOTSPOT_SETTINGS,
 ) -> list[dict[str, Any]]:
-    """Read the recent tickets, publish the new hotspots' alarms, return them."""
+    """Count the recent tickets, publish the new hotspots' alarms, return them.
+
+    The database counts the tickets per location, category and day: the event loop gets a
+    row per such count, never a ticket, and reads ids only for the hotspots announced."""
     tz = tables.timezone
-    since = history_start(now.astimezone(tz).date(), settings, tz)
-    records = await load_records(store, since=since, with_history=False)
-    alarms = hotspot_alarms(
-        records,
-        places_from_routing(tables),
-        watch,
-        now=now,
-        tz=tz,
-        settings=settings,
-        names=place_names(tables),
+    today = now.astimezone(tz).date()
+    places = places_from_routing(tables)
+    counts = await store.ticket_counts_per_day(
+        first_day=first_history_day(today, settings), last_day=today, tz=tz
     )
+    announced = [
+        with_ticket_ids(hotspot, await read_ticket_ids_behind(store, hotspot, places, tz))
+        for hotspot in fresh_hotspots(counts, places, watch, today=today, settings=settings)
+    ]
+    alarms = alarms_for(announced, place_names(tables))
     for alarm in alarms:
         notifier.publish("alarm.raised", alarm)
     return alarms

@@ -21,6 +21,7 @@ a clock or a file.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,6 +32,7 @@ from typing import Any
 from ivr.reports.metrics import local_day
 from ivr.reports.records import TicketRecord
 from ivr.routing.tables import RoutingTables
+from ivr.tickets.store import TicketDayKey
 
 HOTSPOT_ALARM_KIND = "hotspot"
 DEFAULT_LEVELS: tuple[str, ...] = ("district", "street", "community")
@@ -54,6 +56,10 @@ class PlaceTree:
 
     def is_within(self, place: str, root: str) -> bool:
         return root in self.lineage(place)
+
+    def within(self, root: str) -> tuple[str, ...]:
+        """Every place that lies within ``root``, ``root`` included (none for an unknown one)."""
+        return tuple(place for place in self.parents if self.is_within(place, root))
 
     def related(self, first: str, second: str) -> bool:
         """One place lies within the other (or they are the same)."""
@@ -104,6 +110,7 @@ class Hotspot:
     baseline: float
     #: -log10 of the probability of at least ``count`` tickets on a usual day.
     score: float
+    #: The tickets behind the count; empty straight out of :func:`detect_hotspots_in_counts`.
     ticket_ids: tuple[str, ...]
 
 
@@ -129,29 +136,40 @@ def poisson_tail(count: int, mean: float) -> float:
     return min(1.0, tail)
 
 
-Series = dict[date, list[str]]
+#: How many tickets were opened per location, category and local day: the shape the ticket
+#: store counts in (:meth:`ivr.tickets.store.TicketStore.ticket_counts_per_day`).
+TicketCounts = Mapping[TicketDayKey, int]
+#: Tickets per local day of one (place, category).
+Series = dict[date, int]
+
+
+def ticket_ids_per_day(
+    records: Iterable[TicketRecord], *, tz: tzinfo
+) -> dict[TicketDayKey, list[str]]:
+    """The records' ids per location, category and local day: with ``len`` of each, the
+    counts the detector works from."""
+    ids: dict[TicketDayKey, list[str]] = defaultdict(list)
+    for record in records:
+        day = local_day(record.created_at, tz)
+        ids[TicketDayKey(record.location, record.category, day)].append(record.id)
+    return ids
 
 
 def daily_series(
-    records: Iterable[TicketRecord],
-    places: PlaceTree,
-    *,
-    tz: tzinfo,
-    levels: Sequence[str] = DEFAULT_LEVELS,
+    counts: TicketCounts, places: PlaceTree, *, levels: Sequence[str] = DEFAULT_LEVELS
 ) -> tuple[dict[tuple[str, str], Series], dict[date, int]]:
-    """Ticket ids per (place, category) per local day, rolled up the hierarchy, and the
-    number of tickets per day over the whole city (for the weekday profile)."""
-    series: dict[tuple[str, str], Series] = defaultdict(lambda: defaultdict(list))
+    """Tickets per (place, category) per local day, rolled up the hierarchy, and the number
+    of tickets per day over the whole city (for the weekday profile)."""
+    series: dict[tuple[str, str], Series] = defaultdict(lambda: defaultdict(int))
     totals: dict[date, int] = defaultdict(int)
     wanted = set(levels)
-    for record in records:
-        day = local_day(record.created_at, tz)
-        totals[day] += 1
-        if not record.category or not record.location:
+    for (location, category, day), count in counts.items():
+        totals[day] += count
+        if not category or not location:
             continue
-        for place in places.lineage(record.location):
+        for place in places.lineage(location):
             if places.levels.get(place) in wanted:
-                series[(place, record.category)][day].append(record.id)
+                series[(place, category)][day] += count
     return series, totals
 
 
@@ -187,12 +205,48 @@ def detect_hotspots(
 ) -> list[Hotspot]:
     """Hotspots on the days from ``since`` to ``until`` (both included; default: all),
     judged against the history the records give before them; highest score first."""
-    series, totals = daily_series(records, places, tz=tz, levels=settings.levels)
+    ids = ticket_ids_per_day(records, tz=tz)
+    counts = {key: len(day_ids) for key, day_ids in ids.items()}
+    return [
+        with_ticket_ids(hotspot, ticket_ids_behind(hotspot, ids, places))
+        for hotspot in detect_hotspots_in_counts(
+            counts, places, settings=settings, since=since, until=until
+        )
+    ]
+
+
+def ticket_ids_behind(
+    hotspot: Hotspot, ids: Mapping[TicketDayKey, Sequence[str]], places: PlaceTree
+) -> list[str]:
+    """Among ``ids`` (see :func:`ticket_ids_per_day`), those the hotspot counted: of its
+    category, opened that day in its place or any place within it."""
+    return [
+        ticket_id
+        for location in places.within(hotspot.place)
+        for ticket_id in ids.get(TicketDayKey(location, hotspot.category, hotspot.day), ())
+    ]
+
+
+def with_ticket_ids(hotspot: Hotspot, ticket_ids: Iterable[str]) -> Hotspot:
+    return dataclasses.replace(hotspot, ticket_ids=tuple(sorted(ticket_ids)))
+
+
+def detect_hotspots_in_counts(
+    counts: TicketCounts,
+    places: PlaceTree,
+    *,
+    settings: HotspotSettings = DEFAULT_HOTSPOT_SETTINGS,
+    since: date | None = None,
+    until: date | None = None,
+) -> list[Hotspot]:
+    """:func:`detect_hotspots` on ticket counts, whatever their number: the hotspots come
+    without their tickets (``ticket_ids`` empty), see :func:`with_ticket_ids`."""
+    series, totals = daily_series(counts, places, levels=settings.levels)
     if not totals:
         return []
     first_day = min(totals)
     candidates: dict[tuple[str, str], list[date]] = {
-        key: sorted(day for day, ids in days.items() if len(ids) >= settings.min_count)
+        key: sorted(day for day, count in days.items() if count >= settings.min_count)
         for key, days in series.items()
     }
     factors = weekday_factors(
@@ -211,9 +265,9 @@ def detect_hotspots(
             ]
             if not usual_days:
                 continue
-            usual = sum(len(days.get(d, ())) for d in usual_days) / len(usual_days)
+            usual = sum(days.get(d, 0) for d in usual_days) / len(usual_days)
             baseline = max(usual * factors[day], settings.floor_per_day)
-            count = len(days[day])
+            count = days[day]
             if count < settings.min_ratio * baseline:
                 continue
             probability = poisson_tail(count, baseline)
@@ -230,7 +284,7 @@ def detect_hotspots(
                         count=count,
                         baseline=round(baseline, 3),
                         score=round(-math.log10(max(probability, 1e-300)), 2),
-                        ticket_ids=tuple(sorted(days[day])),
+                        ticket_ids=(),
                     )
                 )
     return sorted(found, key=lambda h: (-h.score, h.day, h.place, h.category))

@@ -21,10 +21,10 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from alembic import command
 from alembic.config import Config
@@ -112,6 +112,15 @@ CALL_FIELDS: Mapping[str, tuple[type, ...]] = {
     "from_110": (bool,),
     "priority": _TEXT,
 }
+
+
+class TicketDayKey(NamedTuple):
+    """Tickets of one location and category opened on one local day (see
+    :meth:`TicketStore.ticket_counts_per_day`)."""
+
+    location: str | None
+    category: str | None
+    day: date
 
 
 class StoreNotStarted(TicketError):
@@ -910,6 +919,61 @@ class TicketStore:
                 )
                 found.update((caller, at) for caller, at in rows if caller and at)
         return found
+
+    async def ticket_counts_per_day(
+        self, *, first_day: date, last_day: date, tz: tzinfo
+    ) -> dict[TicketDayKey, int]:
+        """How many tickets were opened per location, category and local day (in ``tz``) from
+        ``first_day`` to ``last_day``, both included; location and category may be None.
+
+        The database counts (GROUP BY): one row per location, category and day that had
+        tickets, however many they were, for the hotspot scheduler that asks for six weeks of
+        a city's tickets every few minutes. It groups by local day, not by UTC hour folded
+        into days here: a big city's hourly keys are nearly as many as its tickets. The times
+        are stored in UTC and SQLite knows no time zones, so the local midnights go in as UTC
+        instants (daylight saving time included) and a ticket's day is the last one it follows."""
+        days = [first_day + timedelta(days=k) for k in range((last_day - first_day).days + 1)]
+        if not days:
+            return {}
+        midnights = [datetime.combine(day, time(), tzinfo=tz) for day in days]
+        end = datetime.combine(last_day + timedelta(days=1), time(), tzinfo=tz)
+        day_index = case(
+            *(
+                (Ticket.created_at < next_midnight, index)
+                for index, next_midnight in enumerate([*midnights[1:], end])
+            )
+        )
+        keys = (Ticket.location, Ticket.category, day_index)
+        query = (
+            select(*keys, func.count())
+            .where(Ticket.created_at >= midnights[0], Ticket.created_at < end)
+            .group_by(*keys)
+        )
+        async with self._reading() as session:
+            rows = await session.execute(query)
+            return {
+                TicketDayKey(location, category, days[index]): count
+                for location, category, index, count in rows
+            }
+
+    async def ticket_ids_opened(
+        self, *, category: str, locations: Iterable[str], start: datetime, end: datetime
+    ) -> builtins.list[str]:
+        """The ids of the tickets of ``category`` in any of ``locations`` opened from
+        ``start`` (included) to ``end`` (excluded), oldest first."""
+        wanted = sorted(set(locations))
+        numbered: builtins.list[tuple[int, str]] = []
+        async with self._reading() as session:
+            for first in range(0, len(wanted), _GET_MANY_SLICE):
+                rows = await session.execute(
+                    select(Ticket.number, Ticket.id)
+                    .where(Ticket.category == category)
+                    .where(Ticket.location.in_(wanted[first : first + _GET_MANY_SLICE]))
+                    .where(Ticket.created_at >= _aware(start, "start"))
+                    .where(Ticket.created_at < _aware(end, "end"))
+                )
+                numbered.extend((number, ticket_id) for number, ticket_id in rows)
+        return [ticket_id for _number, ticket_id in sorted(numbered)]
 
     # -- reads ------------------------------------------------------------------------------
 

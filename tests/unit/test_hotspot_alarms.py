@@ -7,8 +7,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from ivr.events import RecordingPublisher, spec_of
-from ivr.hotspot_alarms import HotspotWatch, history_start, hotspot_alarms
-from ivr.reports.hotspots import DEFAULT_HOTSPOT_SETTINGS, Hotspot, PlaceTree
+from ivr.hotspot_alarms import HotspotWatch, first_history_day, fresh_hotspots
+from ivr.reports.hotspots import (
+    DEFAULT_HOTSPOT_SETTINGS,
+    Hotspot,
+    PlaceTree,
+    alarms_for,
+    ticket_ids_behind,
+    ticket_ids_per_day,
+    with_ticket_ids,
+)
 from ivr.reports.records import TicketRecord
 
 TZ = ZoneInfo("Asia/Shanghai")
@@ -46,7 +54,12 @@ def history(days: int) -> list[TicketRecord]:
 
 
 def run(records: list[TicketRecord], watch: HotspotWatch, now: datetime) -> list[dict[str, object]]:
-    return hotspot_alarms(records, PLACES, watch, now=now, tz=TZ, names={"c1": "东一社区"})
+    """One run of the scheduler (check_once) with the records standing in for the store."""
+    ids = ticket_ids_per_day(records, tz=TZ)
+    counts = {key: len(day_ids) for key, day_ids in ids.items()}
+    fresh = fresh_hotspots(counts, PLACES, watch, today=now.astimezone(TZ).date())
+    announced = [with_ticket_ids(h, ticket_ids_behind(h, ids, PLACES)) for h in fresh]
+    return alarms_for(announced, {"c1": "东一社区"})
 
 
 def test_a_rise_is_announced_once_with_its_tickets() -> None:
@@ -113,6 +126,5 @@ def test_the_watch_forgets_ended_episodes() -> None:
     assert watch.last_hot == {}
 
 
-def test_history_start_covers_the_baseline_of_yesterday() -> None:
-    start = history_start(SPIKE, DEFAULT_HOTSPOT_SETTINGS, TZ)
-    assert start == datetime.combine(SPIKE - timedelta(days=29), time(), tzinfo=TZ)
+def test_the_history_covers_the_baseline_of_yesterday() -> None:
+    assert first_history_day(SPIKE, DEFAULT_HOTSPOT_SETTINGS) == SPIKE - timedelta(days=29)

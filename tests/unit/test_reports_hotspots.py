@@ -3,9 +3,11 @@ payloads, and detection on the synthetic year with its known spikes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-from datetime import UTC, date, datetime, timedelta
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ from ivr.reports.hotspots import (
     alarms_for,
     collapse_nested,
     detect_hotspots,
+    detect_hotspots_in_counts,
     places_from_routing,
     poisson_tail,
     weekday_factors,
@@ -26,6 +29,7 @@ from ivr.reports.hotspots import (
 from ivr.reports.records import TicketRecord
 from ivr.reports.synthetic import DEFAULT_SPIKES, measure_detection, synthetic_year
 from ivr.routing.load import load_routing
+from ivr.tickets.store import TicketDayKey
 
 REPO = Path(__file__).resolve().parents[2]
 START = date(2026, 1, 5)  # a Monday
@@ -160,3 +164,38 @@ def test_detection_on_the_synthetic_year() -> None:
     assert len(delays) == len(DEFAULT_SPIKES)
     assert all(delay is not None and delay <= 2 for delay in delays), delays
     assert report.false_alarms_per_week < 0.3, report.false_alarms
+
+
+def test_counts_find_the_hotspots_records_find() -> None:
+    """The scheduler detects from the store's counts, the reports from records: the same
+    hotspots, and the ids filled in afterwards are exactly the tickets each one counted."""
+
+    def counted(records: list[TicketRecord], tz: tzinfo) -> Counter[TicketDayKey]:
+        return Counter(
+            TicketDayKey(r.location, r.category, r.created_at.astimezone(tz).date())
+            for r in records
+        )
+
+    year = synthetic_year(days=120)  # Shanghai, tickets from 07:00 local: UTC days differ
+    cases = [
+        (steady_month_then(8), PLACES, UTC),
+        (steady_month_then(5, place="c2"), PLACES, UTC),
+        (steady_month_then(8) + [on(29, "c1", "noise", n) for n in range(8)], PLACES, UTC),
+        (year.records, year.places, year.tz),
+    ]
+    settings = [HotspotSettings(), HotspotSettings(levels=("street",)),
+                HotspotSettings(alpha=1e-2, min_ratio=1.5)]  # fmt: skip
+    for records, places, tz in cases:
+        for chosen in settings:
+            from_records = detect_hotspots(records, places, tz=tz, settings=chosen)
+            from_counts = detect_hotspots_in_counts(counted(records, tz), places, settings=chosen)
+            assert from_counts == [dataclasses.replace(h, ticket_ids=()) for h in from_records]
+            for hot in from_records:
+                assert hot.ticket_ids == tuple(sorted(
+                    r.id for r in records
+                    if r.category == hot.category and r.location
+                    and places.is_within(r.location, hot.place)
+                    and r.created_at.astimezone(tz).date() == hot.day
+                ))  # fmt: skip
+                assert len(hot.ticket_ids) == hot.count
+        assert detect_hotspots(records, places, tz=tz)

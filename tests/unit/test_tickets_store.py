@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
@@ -18,7 +19,7 @@ from ivr.tickets.deadlines import DEFAULT_POLICY
 from ivr.tickets.errors import IllegalTransition, InvalidTicketUpdate, TicketError, UnknownTicket
 from ivr.tickets.lifecycle import OutboundKind
 from ivr.tickets.model import EXTRA_FIELDS, JSON_FIELDS, audit_as_json, ticket_as_json
-from ivr.tickets.store import TicketStore, upgrade_schema
+from ivr.tickets.store import TicketDayKey, TicketStore, upgrade_schema
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 ID_PATTERN = re.compile(r"^T20261127-\d{6}$")
@@ -521,3 +522,69 @@ async def test_the_database_counts_the_service_level_as_the_reports_do(
     }
     assert {unit or "(none)": row for unit, row in counted.items()} == expected
     assert expected["d-a"]["offered"] > expected["d-a"]["answered_within"] > 0
+
+
+async def test_tickets_are_counted_per_location_category_and_local_day(
+    store: TicketStore,
+) -> None:
+    """Shanghai is 8 hours ahead of UTC: a ticket opened at 17:00 UTC is on the next day there."""
+    shanghai = ZoneInfo("Asia/Shanghai")
+    evening = datetime(2026, 11, 26, 17, 0, tzinfo=UTC)
+    opened = {
+        "before": (evening - timedelta(days=3), "noise", "c1"),
+        "late": (evening - timedelta(hours=2), "noise", "c1"),  # 23:00 in Shanghai
+        "midnight": (evening - timedelta(hours=1), "noise", "c1"),  # 00:00 the next day
+        "night": (evening, "noise", "c1"),
+        "water": (evening, "water", "c1"),
+        "unsorted": (evening, None, None),  # counts in the city's totals only
+        "after": (evening + timedelta(days=1), "noise", "c2"),
+    }
+    for linkedid, (created_at, category, location) in opened.items():
+        known = {"category": category, "location": location} if category else {}
+        await store.open_call(linkedid, line="12345", created_at=created_at, **known)
+    first, last = date(2026, 11, 26), date(2026, 11, 27)
+
+    counted = await store.ticket_counts_per_day(first_day=first, last_day=last, tz=shanghai)
+    assert counted == {
+        TicketDayKey("c1", "noise", first): 1,
+        TicketDayKey("c1", "noise", last): 2,
+        TicketDayKey("c1", "water", last): 1,
+        TicketDayKey(None, None, last): 1,
+    }
+    assert await store.ticket_counts_per_day(first_day=first, last_day=last, tz=UTC) == {
+        TicketDayKey("c1", "noise", first): 3,
+        TicketDayKey("c1", "water", first): 1,
+        TicketDayKey(None, None, first): 1,
+        TicketDayKey("c2", "noise", last): 1,
+    }
+    assert await store.ticket_counts_per_day(first_day=last, last_day=first, tz=UTC) == {}
+
+
+async def test_the_ids_of_tickets_by_category_places_and_time(store: TicketStore) -> None:
+    shanghai = ZoneInfo("Asia/Shanghai")
+    day_start = datetime(2026, 11, 27, tzinfo=shanghai)  # 16:00 UTC the day before
+    ids = {
+        linkedid: await store.open_call(linkedid, line="12345", created_at=day_start + offset,
+                                        category=category, location=location)
+        for linkedid, offset, category, location in [
+            ("first", timedelta(0), "noise", "c1"),
+            ("second", timedelta(hours=23, minutes=59), "noise", "c2"),
+            ("too-early", -timedelta(seconds=1), "noise", "c1"),
+            ("next-day", timedelta(days=1), "noise", "c1"),
+            ("water", timedelta(hours=1), "water", "c1"),
+            ("elsewhere", timedelta(hours=1), "noise", "c3"),
+        ]
+    }  # fmt: skip
+
+    async def noise_that_day(locations: list[str]) -> list[str]:
+        return await store.ticket_ids_opened(
+            category="noise", locations=locations, start=day_start, end=day_start + timedelta(1)
+        )
+
+    # More places than one statement takes parameters for on some SQLite builds.
+    assert await noise_that_day(["c1", "c2", *(f"x{n}" for n in range(1_200))]) == [
+        ids["first"],
+        ids["second"],
+    ]
+    assert await noise_that_day(["c3"]) == [ids["elsewhere"]]
+    assert await noise_that_day([]) == []
