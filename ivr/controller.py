@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import os
 import time
@@ -66,6 +67,24 @@ def _fields(message: AmiMessage) -> dict[str, str]:
     return {name: values[0] for name, values in message.headers.items() if values}
 
 
+#: glibc malloc arenas the controller's threads share (glibc's own limit: 8 per core).
+MALLOC_ARENAS = 2
+_M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
+
+
+def limit_malloc_arenas() -> None:
+    """Let the database threads share two malloc arenas. glibc gives each new thread an
+    arena of its own, up to 16 here; every SQLite reader thread's arena then kept its own
+    high-water mark of freed memory, and the soak saw the controller grow by megabytes a
+    minute in them. MALLOC_ARENA_MAX would do the same, but only if every way of starting
+    the controller set it. Nothing outside glibc: elsewhere this does nothing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    except (OSError, AttributeError):
+        log.info("malloc arenas not limited: no glibc")
+
+
 class Controller:
     def __init__(
         self, home: Home, *, pbx_home: str, clock: Callable[[], datetime] = utc_now
@@ -93,6 +112,7 @@ class Controller:
         return self.home.var_dir / "run" / "controller.json"
 
     async def start(self) -> None:
+        limit_malloc_arenas()
         deployment = self.deployments.current
         settings = deployment.settings
         self.store = TicketStore(database_url(self.home, settings), deadlines=deployment.deadlines)

@@ -74,6 +74,8 @@ WriteJob = Callable[[AsyncSession], Awaitable[R]]
 #: Who the audit trail names for what the call controller itself does.
 CALL_ACTOR = "ivr"
 SYSTEM_ACTOR = "system"
+#: Page cache of each SQLite reader connection (the writer keeps SQLite's default 2 MB).
+SQLITE_READER_CACHE_KIB = 256
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 #: Most jobs the writer commits in one transaction.
 WRITE_BATCH_LIMIT = 64
@@ -230,6 +232,10 @@ def _sqlite_pragmas(*, writer: bool) -> Callable[[DBAPIConnection, ConnectionPoo
         cursor.execute("PRAGMA foreign_keys = ON")
         if not writer:
             cursor.execute("PRAGMA query_only = ON")
+            # Each reader's page cache grew towards SQLite's default 2 MB as the day's
+            # tickets grew, a dozen readers over a day: the soak saw it as steady growth.
+            # Reads are index lookups and counts; the OS caches the file for all of them.
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_READER_CACHE_KIB}")
         cursor.close()
 
     return on_connect
@@ -242,14 +248,26 @@ def _sqlite_begin(statement: str) -> Callable[[Connection], None]:
     return on_begin
 
 
+#: Connections a store keeps open. SQLAlchemy's default (5, and up to 10 more opened and
+#: closed around each burst) churned a connection a second under load: with aiosqlite a
+#: thread and a fresh SQLite cache each time, with PostgreSQL a server process; the
+#: controller's memory grew by megabytes a minute. A read beyond these waits for one.
+POOL_SIZE = 12
+
+
 def _make_engine(url: str, *, writer: bool) -> AsyncEngine:
     if not _is_sqlite(url):
-        return create_async_engine(url, pool_pre_ping=True)
+        return create_async_engine(
+            url, pool_pre_ping=True, pool_size=POOL_SIZE, max_overflow=0
+        )
     if _is_memory_sqlite(url):
         # One shared connection, or the writer and the readers would see two databases.
         engine = create_async_engine(url, poolclass=StaticPool)
     else:
-        engine = create_async_engine(url)
+        # The writer is one task: one connection (two while the schema is upgraded).
+        engine = create_async_engine(
+            url, pool_size=2 if writer else POOL_SIZE, max_overflow=0
+        )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas(writer=writer))
     event.listen(
         engine.sync_engine, "begin", _sqlite_begin("BEGIN IMMEDIATE" if writer else "BEGIN")

@@ -421,6 +421,20 @@ async def test_sqlite_runs_in_wal_with_full_sync(store: TicketStore, ticket_db_u
         assert (await connection.execute(text("PRAGMA busy_timeout"))).scalar() == 30000
 
 
+async def test_sqlite_readers_keep_a_small_cache_and_a_fixed_pool(store: TicketStore) -> None:
+    """A dozen readers each growing SQLite's 2 MB default cache, and overflow connections
+    opened and closed (a thread each) under load, made the controller grow in the soak."""
+    from ivr.tickets.store import POOL_SIZE, SQLITE_READER_CACHE_KIB
+
+    reader = store._reader_engine
+    assert reader is not None and reader is not store._writer_engine
+    async with reader.connect() as connection:
+        cache = (await connection.execute(text("PRAGMA cache_size"))).scalar()
+        assert cache == -SQLITE_READER_CACHE_KIB
+    assert reader.pool.size() == POOL_SIZE  # type: ignore[attr-defined]
+    assert reader.pool._max_overflow == 0  # type: ignore[attr-defined]
+
+
 async def test_sqlite_in_memory_works_for_tests() -> None:
     async with TicketStore("sqlite+aiosqlite:///:memory:", clock=lambda: NOW) as memory:
         ticket_id = await _call(memory, "L1")
