@@ -35,6 +35,7 @@ from sqlalchemy import (
     case,
     event,
     func,
+    insert,
     or_,
     select,
     update,
@@ -166,6 +167,10 @@ def _seconds(later: datetime, earlier: datetime) -> float:
     return round(max((later - earlier).total_seconds(), 0.0), 3)
 
 
+#: The tables, not the mapped classes, for the call's hot writes: Core statements with no
+#: ORM bookkeeping.
+_TICKETS = cast(Table, Ticket.__table__)
+_AUDIT = cast(Table, AuditEntry.__table__)
 #: What a call's durations are worked out from (see _durations).
 _DURATION_COLUMNS = (
     Ticket.created_at,
@@ -482,10 +487,10 @@ class TicketStore:
                 return existing
             ticket_id = format_ticket_id(number, opened)
             await session.execute(
-                update(Ticket).where(Ticket.number == number).values(id=ticket_id)
+                update(_TICKETS).where(_TICKETS.c.number == number).values(id=ticket_id)
             )
-            session.add(
-                AuditEntry(
+            await session.execute(
+                insert(_AUDIT).values(
                     ticket_id=ticket_id,
                     at=opened,
                     actor=CALL_ACTOR,
@@ -515,13 +520,11 @@ class TicketStore:
     async def _set_call(
         self, session: AsyncSession, linkedid: str, values: Mapping[str, Any]
     ) -> str:
-        # The table, not the mapped class: a Core UPDATE with no ORM bookkeeping.
-        table = cast(Table, Ticket.__table__)
         ticket_id: str | None = await session.scalar(
-            update(table)
-            .where(table.c.linkedid == linkedid)
+            update(_TICKETS)
+            .where(_TICKETS.c.linkedid == linkedid)
             .values(**values, updated_at=self._clock())
-            .returning(table.c.id)
+            .returning(_TICKETS.c.id)
         )
         if ticket_id is None:
             raise UnknownTicket(f"for call {linkedid}")
