@@ -39,6 +39,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from bench.probe import LOOP_LAG
 from bench.report import Report, mean, percentile, summary_ms
 from ivr.deployment import Deployment, load_deployment
 from ivr.home import ENGINE_ROOT, Home
@@ -511,6 +512,10 @@ class HoldResult:
     rss_before_mb: float = 0.0
     #: mark -> (round trips measured around it, controller RSS at mark + band)
     at_mark: dict[int, tuple[list[float], float]] = field(default_factory=dict)
+    #: mark -> the controller's event loop lag samples over the band (bench.probe.LOOP_LAG)
+    lag_at_mark: dict[int, list[float]] = field(default_factory=dict)
+    #: mark -> (controller, Asterisk) CPU seconds per wall second over the band
+    cpu_at_mark: dict[int, tuple[float, float]] = field(default_factory=dict)
 
 
 async def hold_step(stack: LoadStack) -> HoldResult:
@@ -531,16 +536,25 @@ async def hold_step(stack: LoadStack) -> HoldResult:
     result.rss_before_mb = rss_mb(stack.controller_pid)
     pending = list(HOLD_MARKS)
     measuring: int | None = None
+    band_start = (0.0, 0.0, 0.0)
+
+    def cpu_now() -> tuple[float, float, float]:
+        return (time.monotonic(), cpu_seconds(stack.controller_pid),
+                cpu_seconds(stack.asterisk_pid, children=True))
 
     def on_live(live: int) -> None:
-        nonlocal measuring
+        nonlocal measuring, band_start
         result.peak_calls = max(result.peak_calls, live)
         if measuring is None and pending and live >= pending[0] - 2 * HOLD_BAND:
             measuring = pending.pop(0)
             stack.probe_samples()  # forget the calls before the band
+            band_start = cpu_now()
         elif measuring is not None and live >= measuring:
-            trips = round_trips(stack.probe_samples())
-            result.at_mark[measuring] = (trips, rss_mb(stack.controller_pid))
+            samples = stack.probe_samples()
+            result.at_mark[measuring] = (round_trips(samples), rss_mb(stack.controller_pid))
+            result.lag_at_mark[measuring] = samples.get(LOOP_LAG, [])
+            wall, controller, asterisk = (b - a for a, b in zip(band_start, cpu_now(), strict=True))
+            result.cpu_at_mark[measuring] = (controller / wall, asterisk / wall)
             measuring = None
 
     await run_sipp(command, stats, 0.5, on_live)
@@ -557,6 +571,16 @@ def hold_figures(report: Report, hold: HoldResult) -> None:
                        f"AGI round trip p50 at ~{mark} live calls (n={len(trips)})", "ms")
             report.add("hold", f"agi_round_trip_p99_ms_at_{mark}", percentile(trips, 0.99) * 1000,
                        f"AGI round trip p99 at ~{mark} live calls", "ms")
+        lag = hold.lag_at_mark.get(mark)
+        if lag:
+            report.add("hold", f"loop_lag_p99_ms_at_{mark}", percentile(lag, 0.99) * 1000,
+                       f"controller event loop lag p99 at ~{mark} (n={len(lag)})", "ms")
+        if mark in hold.cpu_at_mark:
+            controller, asterisk = hold.cpu_at_mark[mark]
+            report.add("hold", f"controller_cpu_share_at_{mark}", controller,
+                       f"controller CPU (cores busy) while reaching ~{mark}", "cores")
+            report.add("hold", f"asterisk_cpu_share_at_{mark}", asterisk,
+                       f"Asterisk CPU (cores busy) while reaching ~{mark}", "cores")
         report.add("hold", f"rss_kb_per_live_call_at_{mark}",
                    (rss - hold.rss_before_mb) * 1024 / mark,
                    f"controller RSS growth per live call at ~{mark}", "KB")

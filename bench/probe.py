@@ -5,6 +5,7 @@ by IVR_BENCH_PROBE_FILE and starts afresh, so a load step reads exactly its own 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -17,6 +18,10 @@ from typing import Any
 from ivr.agi import session as agi_session
 
 PROBE_FILE_VARIABLE = "IVR_BENCH_PROBE_FILE"
+#: Samples key of the event loop's lag: how late a LAG_TICK sleep wakes up. Large lag means
+#: the controller itself is busy; small lag with slow round trips means Asterisk is.
+LOOP_LAG = "LOOP LAG"
+LAG_TICK = 0.01
 _samples: defaultdict[str, list[float]] = defaultdict(list)
 
 
@@ -31,6 +36,26 @@ def _install() -> None:
             _samples[text.upper()].append(time.perf_counter() - started)
 
     agi_session.AgiSession.command = timed_command  # type: ignore[method-assign]
+
+    from ivr import controller
+
+    start = controller.Controller.start
+
+    async def start_watching_lag(self: Any) -> None:
+        await start(self)
+        _lag_watch.append(asyncio.create_task(_watch_loop_lag()))
+
+    controller.Controller.start = start_watching_lag  # type: ignore[method-assign]
+
+
+_lag_watch: list[asyncio.Task[None]] = []
+
+
+async def _watch_loop_lag() -> None:
+    while True:
+        started = time.perf_counter()
+        await asyncio.sleep(LAG_TICK)
+        _samples[LOOP_LAG].append(time.perf_counter() - started - LAG_TICK)
 
 
 def _dump(_signum: int, _frame: FrameType | None) -> None:
@@ -68,6 +93,22 @@ CENSUS_VARIABLE = "IVR_BENCH_CENSUS"
 _census: dict[str, int] = {}
 
 
+def _write_malloc_info(target: Path) -> None:
+    """glibc's per-arena figures (malloc_info): memory malloc holds, in use or not, arena by
+    arena, where threads' arenas show what C code running in them (SQLite) allocates."""
+    import ctypes
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.fopen.restype = ctypes.c_void_p
+    libc.fopen.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
+    libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+    libc.fclose.argtypes = [ctypes.c_void_p]
+    stream = libc.fopen(str(target).encode(), b"a")
+    if stream:
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+
+
 def _dump_census(_signum: int, _frame: FrameType | None) -> None:
     """SIGUSR2 with IVR_BENCH_CENSUS=<file>: live objects by type that grew in number since
     the last SIGUSR2, plus the allocator's arena figures (growth tracemalloc cannot see)."""
@@ -83,6 +124,7 @@ def _dump_census(_signum: int, _frame: FrameType | None) -> None:
     with Path(os.environ[CENSUS_VARIABLE]).open("a") as out:
         out.write("\n".join(lines) + "\n")
         sys._debugmallocstats()  # writes to stderr: the controller's log keeps it
+    _write_malloc_info(Path(os.environ[CENSUS_VARIABLE]).with_suffix(".malloc.xml"))
     _census.clear()
     _census.update(counts)
 
