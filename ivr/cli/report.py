@@ -31,7 +31,6 @@ from ivr.reports.hotspots import (
 )
 from ivr.reports.load import load_records
 from ivr.reports.metrics import (
-    DEFAULT_ANSWER_WITHIN_SECONDS,
     GroupBy,
     LineUsageReport,
     Period,
@@ -180,9 +179,14 @@ def service(
     ] = None,
     since: SinceOpt = None,
     answer_within: Annotated[
-        float,
-        typer.Option("--answer-within", min=1, help="Service level threshold, seconds of wait."),
-    ] = DEFAULT_ANSWER_WITHIN_SECONDS,
+        float | None,
+        typer.Option(
+            "--answer-within",
+            min=1,
+            help="Service level threshold, seconds of wait "
+            "(default: reports.answer_within_seconds of the settings).",
+        ),
+    ] = None,
     csv_file: Annotated[
         Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.")
     ] = None,
@@ -193,6 +197,9 @@ def service(
     """Calls offered, answered, abandoned; service level, waits, talk, on-time, satisfaction;
     per unit, level or line, per day, week or month."""
     deployment = _deployment(ctx)
+    if answer_within is None:
+        # The same threshold as the live service level on /metrics.
+        answer_within = deployment.settings.reports.answer_within_seconds
     tz = deployment.routing.timezone
     records = _records(ctx, _since(since, tz))
     rows = service_metrics(

@@ -241,3 +241,24 @@ def test_ranking_as_csv(home: Home) -> None:
 def test_a_plot_that_cannot_be_written_is_one_line(home: Home, tmp_path: Path) -> None:
     code, _, err = _run(home, "lines", "--plot", str(tmp_path / "missing" / "lines.png"))
     assert code == 1 and err.startswith("error: ") and len(err.splitlines()) == 1
+
+
+def test_the_service_level_threshold_comes_from_the_settings(
+    tmp_path: Path, home: Home
+) -> None:
+    """The report's service level uses the same threshold as /metrics unless told another:
+    at 10 s, the call answered after 12 s is no longer within it."""
+    import shutil
+
+    strict = Home(tmp_path / "strict")
+    shutil.copytree(home.root, strict.root)
+    settings = strict.config_dir / "hotline.yaml"
+    settings.write_text("reports:\n  answer_within_seconds: 10\n", encoding="utf-8")
+
+    def level(*args: str) -> float:
+        code, out, err = _run(strict, "service", "--by", "line", "--json", *args)
+        assert code == 0, err
+        return next(row["service_level"] for row in json.loads(out) if row["group"] == "12345")
+
+    assert level() == 0.0
+    assert level("--answer-within", "20") == 0.5
