@@ -113,14 +113,20 @@ def _dump_census(_signum: int, _frame: FrameType | None) -> None:
     """SIGUSR2 with IVR_BENCH_CENSUS=<file>: live objects by type that grew in number since
     the last SIGUSR2, plus the allocator's arena figures (growth tracemalloc cannot see)."""
     import gc
+    import reprlib
     import sys
-    from collections import Counter
+    from collections import Counter, deque
 
     gc.collect()
     counts = Counter(type(obj).__qualname__ for obj in gc.get_objects())
     grown = sorted(((counts[name] - _census.get(name, 0), name) for name in counts), reverse=True)
     lines = [f"--- census at {time.strftime('%H:%M:%S')}: {sum(counts.values())} objects"]
     lines += [f"{delta:+9d} {counts[name]:9d} {name}" for delta, name in grown[:25]]
+    # One container that keeps growing counts once above: the biggest ones, by length.
+    containers = (obj for obj in gc.get_objects() if isinstance(obj, dict | list | set | deque))
+    biggest = sorted(containers, key=len, reverse=True)[:8]
+    lines += [f"  biggest {type(obj).__name__} len {len(obj)}: {reprlib.repr(obj)[:160]}"
+              for obj in biggest]
     with Path(os.environ[CENSUS_VARIABLE]).open("a") as out:
         out.write("\n".join(lines) + "\n")
         sys._debugmallocstats()  # writes to stderr: the controller's log keeps it
