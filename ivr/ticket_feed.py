@@ -22,7 +22,7 @@ import structlog
 
 from ivr.events import EventPublisher
 from ivr.spool import is_database_outage
-from ivr.tickets.model import AuditEntry
+from ivr.tickets.store import AuditChange
 
 log = structlog.get_logger(__name__)
 
@@ -33,10 +33,10 @@ BATCH = 500
 
 class AuditFeed(Protocol):
     async def last_audit_entry(self) -> int: ...
-    async def audit_after(self, entry: int, limit: int = BATCH) -> list[AuditEntry]: ...
+    async def changes_after(self, entry: int, limit: int = BATCH) -> list[AuditChange]: ...
 
 
-def change_event(entry: AuditEntry) -> dict[str, object]:
+def change_event(entry: AuditChange) -> dict[str, object]:
     return {
         "ticket_id": entry.ticket_id,
         "from_status": entry.from_status,
@@ -65,7 +65,7 @@ class TicketChangePublisher:
         """Publish the rows not published yet; returns how many."""
         sent = 0
         while True:
-            rows = await self.store.audit_after(max(0, self.newest - LOOKBACK), BATCH)
+            rows = await self.store.changes_after(max(0, self.newest - LOOKBACK), BATCH)
             fresh = [
                 row
                 for row in rows

@@ -10,8 +10,7 @@ import pytest
 
 from ivr.events import RecordingPublisher
 from ivr.ticket_feed import LOOKBACK, TicketChangePublisher
-from ivr.tickets.model import AuditEntry
-from ivr.tickets.store import TicketStore
+from ivr.tickets.store import AuditChange, TicketStore
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 
@@ -51,14 +50,14 @@ class LateCommits:
         self.rows = [self._row(n) for n in (1, 2, 3, 4, 6)]
 
     @staticmethod
-    def _row(n: int) -> AuditEntry:
-        return AuditEntry(entry=n, ticket_id=f"T{n}", at=NOW, actor="x", action="note",
-                          from_status="accepted", to_status="accepted")
+    def _row(n: int) -> AuditChange:
+        return AuditChange(entry=n, ticket_id=f"T{n}", actor="x", action="note",
+                           from_status="accepted", to_status="accepted")
 
     async def last_audit_entry(self) -> int:
         return 2
 
-    async def audit_after(self, entry: int, limit: int = 500) -> list[AuditEntry]:
+    async def changes_after(self, entry: int, limit: int = 500) -> list[AuditChange]:
         return sorted((r for r in self.rows if r.entry > entry), key=lambda r: r.entry)[:limit]
 
 
