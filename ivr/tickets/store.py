@@ -269,6 +269,10 @@ def _sqlite_begin(statement: str) -> Callable[[Connection], None]:
 #: thread and a fresh SQLite cache each time, with PostgreSQL a server process; the
 #: controller's memory grew by megabytes a minute. A read beyond these waits for one.
 POOL_SIZE = 12
+#: SQLite readers: each is a thread with its own page and statement caches, and reads are
+#: short lookups that hold the GIL most of their time anyway; more would add memory, not
+#: throughput.
+SQLITE_READERS = 4
 
 
 def _make_engine(url: str, *, writer: bool) -> AsyncEngine:
@@ -282,7 +286,7 @@ def _make_engine(url: str, *, writer: bool) -> AsyncEngine:
     else:
         # The writer is one task: one connection (two while the schema is upgraded).
         engine = create_async_engine(
-            url, pool_size=2 if writer else POOL_SIZE, max_overflow=0
+            url, pool_size=2 if writer else SQLITE_READERS, max_overflow=0
         )
     event.listen(engine.sync_engine, "connect", _sqlite_pragmas(writer=writer))
     event.listen(

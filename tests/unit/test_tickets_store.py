@@ -424,14 +424,14 @@ async def test_sqlite_runs_in_wal_with_full_sync(store: TicketStore, ticket_db_u
 async def test_sqlite_readers_keep_a_small_cache_and_a_fixed_pool(store: TicketStore) -> None:
     """A dozen readers each growing SQLite's 2 MB default cache, and overflow connections
     opened and closed (a thread each) under load, made the controller grow in the soak."""
-    from ivr.tickets.store import POOL_SIZE, SQLITE_READER_CACHE_KIB
+    from ivr.tickets.store import SQLITE_READER_CACHE_KIB, SQLITE_READERS
 
     reader = store._reader_engine
     assert reader is not None and reader is not store._writer_engine
     async with reader.connect() as connection:
         cache = (await connection.execute(text("PRAGMA cache_size"))).scalar()
         assert cache == -SQLITE_READER_CACHE_KIB
-    assert reader.pool.size() == POOL_SIZE  # type: ignore[attr-defined]
+    assert reader.pool.size() == SQLITE_READERS  # type: ignore[attr-defined]
     assert reader.pool._max_overflow == 0  # type: ignore[attr-defined]
 
 
