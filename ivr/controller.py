@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import json
 import os
 import time
@@ -23,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from ivr.agent_board import AgentBoard, MemberState
 from ivr.agi import FastAgiServer
+from ivr.allocator import limit_malloc_arenas, return_free_memory_every
 from ivr.ami import AmiActionError, AmiClient, AmiMessage, AmiNotConnected
 from ivr.call_events import CALL_EVENTS, CallEventRecorder, queue_units
 from ivr.deployment import Deployment, DeploymentHolder
@@ -65,24 +65,6 @@ MEMBER_EVENTS = ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberRemoved", 
 
 def _fields(message: AmiMessage) -> dict[str, str]:
     return {name: values[0] for name, values in message.headers.items() if values}
-
-
-#: glibc malloc arenas the controller's threads share (glibc's own limit: 8 per core).
-MALLOC_ARENAS = 2
-_M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
-
-
-def limit_malloc_arenas() -> None:
-    """Let the database threads share two malloc arenas. glibc gives each new thread an
-    arena of its own, up to 16 here; every SQLite reader thread's arena then kept its own
-    high-water mark of freed memory, and the soak saw the controller grow by megabytes a
-    minute in them. MALLOC_ARENA_MAX would do the same, but only if every way of starting
-    the controller set it. Nothing outside glibc: elsewhere this does nothing."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
-    except (OSError, AttributeError):
-        log.info("malloc arenas not limited: no glibc")
 
 
 class Controller:
@@ -185,6 +167,7 @@ class Controller:
         # Follow-ups of resolved tickets and callbacks of missed calls (ivr.outbound).
         self._tasks.append(asyncio.create_task(dialer.run()))
         self._tasks.append(asyncio.create_task(self._reconcile_loop()))
+        self._tasks.append(asyncio.create_task(return_free_memory_every()))
         self._tasks.append(
             asyncio.create_task(
                 run_scheduler(
