@@ -602,3 +602,25 @@ async def test_the_ids_of_tickets_by_category_places_and_time(store: TicketStore
     ]
     assert await noise_that_day(["c3"]) == [ids["elsewhere"]]
     assert await noise_that_day([]) == []
+
+
+async def test_sqlite_the_caller_reads_use_the_caller_index(store: TicketStore) -> None:
+    """Each call reads its caller's latest tickets twice: a table scan there made a soak's
+    calls fail once the table held ~10,000 tickets."""
+    from sqlalchemy import select
+
+    from ivr.tickets.model import Ticket
+
+    await _call(store, "L1")
+    query = (
+        select(Ticket.location)
+        .where(Ticket.caller == "13800000000")
+        .order_by(Ticket.number.desc())
+        .limit(5)
+    )
+    compiled = query.compile(compile_kwargs={"literal_binds": True})
+    reader = store._reader_engine
+    assert reader is not None
+    async with reader.connect() as connection:
+        plan = (await connection.execute(text(f"EXPLAIN QUERY PLAN {compiled}"))).all()
+    assert "ix_tickets_caller_number" in " ".join(str(row) for row in plan)
