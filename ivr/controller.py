@@ -41,7 +41,7 @@ from ivr.live_metrics import (
 )
 from ivr.outbound.dialer import OutboundDialer
 from ivr.overdue import run_scheduler
-from ivr.reconcile import default_cdr_path, reconcile
+from ivr.reconcile import CdrCall, CdrFollower, default_cdr_path, reconcile_calls
 from ivr.secrets import AMI_SECRET, AMI_USER, SecretStore
 from ivr.services import CallServices, utc_now
 from ivr.settings import Settings, database_url
@@ -319,13 +319,18 @@ class Controller:
         """Tickets for the calls the dialplan's fallback took while we were away: at start,
         then now and then for calls that were still going on."""
         assert self.store is not None and self.writer is not None
+        follower = CdrFollower(default_cdr_path(self.home))
+        unsettled: dict[str, CdrCall] = {}
         while True:
             try:
                 await self.writer.drain()
                 # Call records carry real time, whatever the controller's (pinned) clock says.
-                report = await reconcile(
-                    self.store, default_cdr_path(self.home), now=utc_now()
-                )
+                now = utc_now()
+                calls = await asyncio.to_thread(follower.new_calls, now)
+                # Calls appended now replace their earlier, shorter versions.
+                waiting = {**unsettled, **{call.linkedid: call for call in calls}}
+                report = await reconcile_calls(self.store, list(waiting.values()), now=now)
+                unsettled = {call.linkedid: call for call in report.unsettled}
                 if report.created or report.completed:
                     log.info("tickets reconciled from call records", created=report.created,
                              completed=report.completed)

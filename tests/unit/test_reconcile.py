@@ -4,7 +4,7 @@ SQLite ticket store."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from ivr.home import Home
 from ivr.reconcile import (
     CdrCall,
+    CdrFollower,
     agent_of,
     caller_name_of,
     default_cdr_path,
@@ -23,6 +24,8 @@ from ivr.reconcile import (
 from ivr.tickets.store import TicketStore
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
+#: Just after the calls of the rows below.
+RIGHT_AFTER = datetime(2026, 11, 27, 6, 35, tzinfo=UTC)
 
 
 def _row(
@@ -411,3 +414,51 @@ async def test_completion_keeps_the_agent_the_ticket_knows(store: TicketStore, c
     assert ticket.agent == "1004" and ticket.answered_at == answered
     assert ticket.outcome == "answered"
     assert ticket.ended_at == datetime(2026, 11, 27, 6, 45, tzinfo=UTC)
+
+
+# -- following the file -----------------------------------------------------------------------
+
+
+def test_the_follower_reads_the_whole_file_once_then_only_what_was_appended(
+    tmp_path: Path,
+) -> None:
+    """Re-reading the whole file every cycle cost a ticket read per call of the file's life:
+    the controller follows it instead."""
+    cdr = tmp_path / "Master.csv"
+    cdr.write_text(ASTERISK_ROWS, encoding="utf-8")
+    follower = CdrFollower(cdr)
+    assert [c.linkedid for c in follower.new_calls(NOW)] == ["1795761475.0", "1795761592.0"]
+    assert follower.new_calls(NOW) == []
+    later = _row(uniqueid="1795762000.0", start="2026-11-27 06:50:00", end="2026-11-27 06:51:00")
+    with cdr.open("a", encoding="utf-8") as out:
+        out.write(later + "\n" + _row(uniqueid="1795762100.0")[:40])  # the next line half-written
+    assert [c.linkedid for c in follower.new_calls(NOW)] == ["1795762000.0"]
+    with cdr.open("a", encoding="utf-8") as out:
+        out.write(_row(uniqueid="1795762100.0")[40:] + "\n")
+    assert [c.linkedid for c in follower.new_calls(NOW)] == ["1795762100.0"]
+
+
+def test_the_follower_merges_a_calls_later_rows_and_reads_a_rotated_file_anew(
+    tmp_path: Path,
+) -> None:
+    cdr = tmp_path / "Master.csv"
+    first = _row(uniqueid="1795761092.0", dstchannel="PJSIP/1001-00000001",
+                 disposition="NO ANSWER", end="2026-11-27 06:31:40")  # fmt: skip
+    cdr.write_text(first + "\n", encoding="utf-8")
+    follower = CdrFollower(cdr)
+    assert [c.rows for c in follower.new_calls(RIGHT_AFTER)] == [1]
+    second = _row(uniqueid="1795761092.0", dstchannel="PJSIP/1002-00000002",
+                  end="2026-11-27 06:32:40")  # fmt: skip
+    with cdr.open("a", encoding="utf-8") as out:
+        out.write(second + "\nnot,a,row\n")
+    (call,) = follower.new_calls(RIGHT_AFTER)
+    assert (call.rows, call.agent, call.disposition) == (2, "1002", "ANSWERED")
+    # Rows are kept for ROWS_KEPT_SECONDS only: a row of that call much later stands alone.
+    with cdr.open("a", encoding="utf-8") as out:
+        out.write(second + "\n")
+    (alone,) = follower.new_calls(RIGHT_AFTER + timedelta(hours=1))
+    assert alone.rows == 1
+    rotated = tmp_path / "rotated.csv"
+    rotated.write_text(ASTERISK_ROWS, encoding="utf-8")
+    rotated.replace(cdr)
+    assert len(follower.new_calls(RIGHT_AFTER)) == 2
