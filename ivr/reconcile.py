@@ -294,9 +294,11 @@ class CdrFollower:
     failed within 20 minutes. A file that shrank or was replaced (rotation) is read anew.
 
     Rows of a call can come in separate writes (one per CDR fork), so the rows of the calls
-    seen in the last ROWS_KEPT_SECONDS are kept and merged with their later ones."""
+    that ended in the last ROWS_KEPT_SECONDS are kept and merged with their later ones.
+    Asterisk writes a call's rows together at its hang-up; two minutes covers a slow
+    write, and ten minutes of a busy hotline's rows made megabytes the soak saw."""
 
-    ROWS_KEPT_SECONDS = 600.0
+    ROWS_KEPT_SECONDS = 120.0
 
     def __init__(self, path: Path) -> None:
         self.path = path

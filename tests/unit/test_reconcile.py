@@ -25,7 +25,7 @@ from ivr.tickets.store import TicketStore
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 #: Just after the calls of the rows below.
-RIGHT_AFTER = datetime(2026, 11, 27, 6, 35, tzinfo=UTC)
+RIGHT_AFTER = datetime(2026, 11, 27, 6, 33, tzinfo=UTC)
 
 
 def _row(
