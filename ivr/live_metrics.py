@@ -157,8 +157,8 @@ class ServiceLevel:
         return ratio(self.answered_within, self.offered)
 
 
-#: The counts the service level is made of, as SQL over the ticket table.
 def service_level_conditions(answer_within_seconds: float) -> dict[str, ColumnElement[bool]]:
+    """The counts the service level is made of, as SQL over the ticket table."""
     return {"offered": offered_sql(), "answered_within": answered_within_sql(answer_within_seconds)}
 
 
